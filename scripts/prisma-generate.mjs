@@ -23,7 +23,9 @@ if (first.status === 0) {
   process.exit(0);
 }
 
-const downloadFailed = /binaries\.prisma\.sh|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|fetch failed/.test(first.output);
+const downloadFailed = /binaries\.prisma\.sh|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|fetch failed/.test(
+  first.output,
+);
 if (!downloadFailed || process.env.PRISMA_SCHEMA_ENGINE_BINARY) {
   process.stderr.write(first.output);
   process.exit(first.status);

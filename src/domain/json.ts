@@ -27,7 +27,12 @@ function checkString(value: string, path: JsonPath, what: string): JsonProblem |
   return undefined;
 }
 
-function findProblem(value: unknown, path: JsonPath, depth: number, maxDepth: number): JsonProblem | undefined {
+function findProblem(
+  value: unknown,
+  path: JsonPath,
+  depth: number,
+  maxDepth: number,
+): JsonProblem | undefined {
   switch (typeof value) {
     case "string":
       return checkString(value, path, "string");

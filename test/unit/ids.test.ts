@@ -24,8 +24,11 @@ describe("uuidv7", () => {
 });
 
 describe("isUuid", () => {
-  it.each(["", "not-a-uuid", "0190e0c0-0000-7000-8000-00000000000", "' OR 1=1 --", "0190e0c0-0000-7000-8000-00000000000g"])(
-    "refuses %p",
-    (value) => expect(isUuid(value)).toBe(false),
-  );
+  it.each([
+    "",
+    "not-a-uuid",
+    "0190e0c0-0000-7000-8000-00000000000",
+    "' OR 1=1 --",
+    "0190e0c0-0000-7000-8000-00000000000g",
+  ])("refuses %p", (value) => expect(isUuid(value)).toBe(false));
 });

@@ -27,7 +27,11 @@ describe("splitIntoChunks", () => {
 
   it("applies both limits together", () => {
     const chunks = splitIntoChunks([1, 1, 1, 50, 50, 1], { maxItems: 2, maxWeight: 60 }, (t) => t);
-    expect(chunks.map((chunk) => chunk.items)).toEqual([[1, 1], [1, 50], [50, 1]]);
+    expect(chunks.map((chunk) => chunk.items)).toEqual([
+      [1, 1],
+      [1, 50],
+      [50, 1],
+    ]);
   });
 
   it.each([[-1], [Number.NaN], [Number.POSITIVE_INFINITY], ["3" as unknown as number]])(
@@ -42,7 +46,10 @@ describe("splitIntoChunks", () => {
 
   it("never loses or duplicates an item (random sizes)", () => {
     for (let round = 0; round < 200; round++) {
-      const items = Array.from({ length: Math.floor(Math.random() * 60) }, (_, i) => ({ i, w: Math.random() * 10 }));
+      const items = Array.from({ length: Math.floor(Math.random() * 60) }, (_, i) => ({
+        i,
+        w: Math.random() * 10,
+      }));
       const maxItems = 1 + Math.floor(Math.random() * 8);
       const chunks = splitIntoChunks(items, { maxItems, maxWeight: 15 }, (item) => item.w);
       expect(chunks.flatMap((chunk) => chunk.items)).toEqual(items);

@@ -1,0 +1,74 @@
+// The public API of prisma-operations. Everything an application needs is exported here by name.
+export { createOperations, OperationsService } from "./service";
+export type {
+  DispatchStatus,
+  ListOperationsInput,
+  ListOperationsResult,
+  OperationsOptions,
+  SubmitBatchInput,
+  SubmitBatchResult,
+  SubmitBoundary,
+  SubmitOperationInput,
+  SubmitOperationResult,
+  SubmitOptions,
+  TaskBackendOption,
+} from "./service";
+
+export { defineOperationType, DEFAULT_MAX_ATTEMPTS, InvalidOperationTypeError } from "./operation-types";
+export type {
+  BatchConfig,
+  BatchItemInput,
+  OperationType,
+  OperationTypes,
+  Payload,
+  PayloadInput,
+} from "./operation-types";
+
+export {
+  BatchBuildError,
+  ConflictError,
+  EmptyBatchError,
+  IdempotencyConflictError,
+  InvalidIdError,
+  NotFoundError,
+  OperationsError,
+  PayloadTooLargeError,
+  UnknownOperationTypeError,
+  ValidationError,
+} from "./errors";
+export type { InputIssue } from "./errors";
+
+export { NonRetryableError } from "./execution/handlers";
+export type { HandlerContext, Handlers, OperationHandler } from "./execution/handlers";
+export { WAKE_CHANNEL } from "./execution/backends";
+
+export { TOPICS } from "./outbox/events";
+export type { DeliveredEvent, EventSubscriber, Topic } from "./outbox/events";
+export { DEFAULT_OUTBOX_POLICY, DeliveryError } from "./outbox/dispatcher";
+export type { DispatchReport, OutboxPolicy } from "./outbox/dispatcher";
+export { DEFAULT_RELAY_OPTIONS, OutboxRelay } from "./outbox/relay";
+export type { RelayOptions, RelayPass } from "./outbox/relay";
+
+export { DEFAULT_LIMITS } from "./submit/plan";
+export type { SubmitLimits } from "./submit/plan";
+export type { SplitRule } from "./domain/split";
+export type { BackoffPolicy } from "./domain/backoff";
+export { batchOutcome, BATCH_STATUSES, FAILURE_POLICIES, OPERATION_STATUSES } from "./domain/status";
+export type {
+  BatchCounters,
+  BatchStatus,
+  FailurePolicy,
+  OperationStatus,
+  TerminalStatus,
+} from "./domain/status";
+
+export type { BatchCounts, BatchProgress, BatchView, OperationView } from "./store/views";
+export type { ListedItem } from "./store/repository";
+export type { OperationsPrismaClient, TransactionClient } from "./store/repository";
+export type { OutboxRow } from "./store/sql";
+
+export { applyMigrations, readMigrations, MigrationStateError } from "./store/migrations";
+export type { Migration, MigrationReport, SqlConnection } from "./store/migrations";
+
+export { consoleLogger, silentLogger } from "./logger";
+export type { Logger } from "./logger";

@@ -1,0 +1,46 @@
+/**
+ * Runs `pass` again and again until stopped; `pass` returns how long to wait before the next
+ * one. `wake()` cuts a wait short, `stop()` resolves once the pass in progress has finished.
+ */
+export class Loop {
+  private running = false;
+  private done: Promise<void> = Promise.resolve();
+  private wakeUp: (() => void) | undefined;
+
+  constructor(private readonly pass: () => Promise<number>) {}
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.done = this.run();
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const waitMs = await this.pass();
+      if (!this.running || waitMs <= 0) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+}

@@ -1,0 +1,484 @@
+// The service an application calls: submit batches and operations atomically, read them back,
+// and dispatch their side effects after commit.
+import type { BackoffPolicy } from "./domain/backoff";
+import type { SplitRule } from "./domain/split";
+import type { FailurePolicy, OperationStatus } from "./domain/status";
+import {
+  ConflictError,
+  IdempotencyConflictError,
+  NotFoundError,
+  OperationsError,
+  ValidationError,
+} from "./errors";
+import { syncBackend, workerBackend } from "./execution/backends";
+import type { Handlers } from "./execution/handlers";
+import { consoleLogger, type Logger } from "./logger";
+import type { BatchItemInput, OperationTypes, PayloadInput } from "./operation-types";
+import {
+  DEFAULT_OUTBOX_POLICY,
+  OutboxDispatcher,
+  type DispatchReport,
+  type OutboxPolicy,
+} from "./outbox/dispatcher";
+import { TOPICS, type EventSubscriber } from "./outbox/events";
+import { DEFAULT_RELAY_OPTIONS, OutboxRelay, type RelayOptions } from "./outbox/relay";
+import * as repo from "./store/repository";
+import type { OperationsPrismaClient, TransactionClient } from "./store/repository";
+import type { OutboxRow } from "./store/sql";
+import { toBatchView, type BatchView, type OperationView } from "./store/views";
+import {
+  listOperationsSchema,
+  parseId,
+  parseInput,
+  submitBatchSchema,
+  submitOperationSchema,
+  tenantIdSchema,
+} from "./submit/input";
+import { DEFAULT_LIMITS, planBatch, planOperation, type BatchPlan, type SubmitLimits } from "./submit/plan";
+
+/** Where the work goes after a submit commits. */
+export type TaskBackendOption<T extends OperationTypes> =
+  /** Workers claim it; the submit only wakes them with NOTIFY. The default. */
+  | "worker"
+  /** The submitting process runs every handler inline right after commit (tests, development). */
+  | { sync: Handlers<T> };
+
+/** Named points inside a submit's transaction, for fault injection in tests. */
+export type SubmitBoundary = "before-insert" | "after-insert" | "after-outbox";
+
+export interface OperationsOptions<T extends OperationTypes> {
+  /** A Prisma 7 client with the PostgreSQL driver adapter, from a schema holding the module's models. */
+  prisma: OperationsPrismaClient;
+  /** Operation types by name, each from `defineOperationType`. */
+  types: T;
+  /** Default `"worker"`. */
+  backend?: TaskBackendOption<T>;
+  /** Receive every committed event (`batch.submitted`, `operation.completed`, …), at least once. */
+  subscribers?: readonly EventSubscriber[];
+  /** Size limits checked before any write; see {@link SubmitLimits} for defaults. */
+  limits?: Partial<SubmitLimits>;
+  /** Delivery attempts, backoff and inline lease of outbox events. */
+  outbox?: Partial<OutboxPolicy>;
+  /** Backoff between attempts of a failing operation. Default 1 s doubling to 1 h, half jitter. */
+  retryBackoff?: BackoffPolicy;
+  /** Interactive transaction limits of a submit the module opens itself. Default 30 s / 5 s. */
+  transaction?: { timeoutMs?: number; maxWaitMs?: number };
+  /** Default: warnings and errors to the console. */
+  logger?: Logger;
+  /**
+   * Called at named points inside a submit's transaction; a throw there aborts the submit. For
+   * tests that recreate crash windows, not for production use.
+   */
+  onSubmitBoundary?: (boundary: SubmitBoundary, tx: TransactionClient) => void | Promise<void>;
+}
+
+/** Input of {@link OperationsService.submitBatch}. */
+export interface SubmitBatchInput<T extends OperationTypes, K extends keyof T & string> {
+  tenantId: string;
+  type: K;
+  /** Validated with the type's batch item schema (or its payload schema when it has no batch config). */
+  items: BatchItemInput<T[K]>[];
+  /** How items are grouped into children; default the type's rule, else one item per child. */
+  split?: SplitRule;
+  /** A repeated submit with the same tenant and key returns the first batch instead of a new one. */
+  idempotencyKey?: string;
+  /** Any JSON, stored on the batch. */
+  metadata?: unknown;
+  /** Default `wait_all`. */
+  failurePolicy?: FailurePolicy;
+  /** Attempts per child; default the type's. */
+  maxAttempts?: number;
+  /** Children are not claimed before this time. Default: now. */
+  runAt?: Date;
+}
+
+/** Input of {@link OperationsService.submitOperation}. */
+export interface SubmitOperationInput<T extends OperationTypes, K extends keyof T & string> {
+  tenantId: string;
+  type: K;
+  payload: PayloadInput<T[K]>;
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  runAt?: Date;
+}
+
+/** Whether the submit's events were handed to subscribers yet. */
+export type DispatchStatus =
+  /** Delivered right after commit. */
+  | { status: "delivered" }
+  /** Committed, but a subscriber failed: the relay delivers it later. The batch exists regardless. */
+  | { status: "failed"; failures: DispatchReport["failed"] }
+  /** Inside a caller's transaction: delivered after it commits (by `transaction()`, or the relay). */
+  | { status: "after_commit" }
+  /** Nothing to deliver: the idempotency key matched an earlier submit. */
+  | { status: "none" };
+
+export interface SubmitBatchResult {
+  batch: BatchView;
+  /** The children's ids, in the order of the items they hold. */
+  operationIds: string[];
+  /** False when the idempotency key returned an earlier batch. */
+  created: boolean;
+  dispatch: DispatchStatus;
+}
+
+export interface SubmitOperationResult {
+  operation: OperationView;
+  created: boolean;
+  dispatch: DispatchStatus;
+}
+
+/** Input of {@link OperationsService.listOperations}. */
+export interface ListOperationsInput {
+  tenantId: string;
+  status?: OperationStatus | OperationStatus[];
+  type?: string;
+  /** Only this batch's children. */
+  batchId?: string;
+  /** Include batches (parents) in the list, each as `kind: "batch"`. Default false. */
+  includeBatches?: boolean;
+  /** Page size, 1 to 500. Default 50. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface ListOperationsResult {
+  items: repo.ListedItem[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface SubmitOptions {
+  /**
+   * The caller's interactive transaction: the submit joins it, so the app's writes and the batch
+   * commit or roll back together. Events are dispatched after commit when the transaction was
+   * opened with `operations.transaction()`, otherwise by the relay.
+   */
+  tx?: TransactionClient;
+}
+
+interface Written<V> {
+  view: V;
+  created: boolean;
+  events: OutboxRow[];
+}
+
+const DEFAULT_RETRY_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 60 * 60_000, jitter: 0.5 };
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, "utf8").toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString("utf8");
+  try {
+    return parseId(id, ["cursor"]);
+  } catch {
+    throw new ValidationError([
+      { path: ["cursor"], code: "invalid_cursor", message: "cursor is not one this API returned" },
+    ]);
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2002";
+}
+
+export class OperationsService<T extends OperationTypes> {
+  private readonly prisma: OperationsPrismaClient;
+  private readonly limits: SubmitLimits;
+  private readonly logger: Logger;
+  readonly dispatcher: OutboxDispatcher;
+  // Transactions opened by transaction(): the events written in each, dispatched after its commit.
+  private readonly pendingDispatch = new WeakMap<TransactionClient, OutboxRow[]>();
+
+  constructor(private readonly options: OperationsOptions<T>) {
+    this.prisma = options.prisma;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.logger = options.logger ?? consoleLogger;
+    const policy = { ...DEFAULT_OUTBOX_POLICY, ...options.outbox };
+    const backend = options.backend ?? "worker";
+    // The app's subscribers first: they see `batch.submitted` before the sync backend's runs
+    // produce `operation.completed`.
+    const subscribers: EventSubscriber[] = [...(options.subscribers ?? [])];
+    this.dispatcher = new OutboxDispatcher(this.prisma, subscribers, policy, this.logger);
+    subscribers.push(
+      backend === "worker"
+        ? workerBackend(this.prisma, this.logger)
+        : syncBackend(
+            {
+              db: this.prisma,
+              types: options.types,
+              handlers: backend.sync as Handlers<OperationTypes>,
+              retryBackoff: options.retryBackoff ?? DEFAULT_RETRY_BACKOFF,
+              eventDelayMs: policy.inlineLeaseMs,
+              maxResultBytes: this.limits.maxPayloadBytes,
+              maxJsonDepth: this.limits.maxJsonDepth,
+              logger: this.logger,
+            },
+            policy.inlineLeaseMs,
+            (rows) => this.dispatcher.dispatchCommitted(rows),
+          ),
+    );
+  }
+
+  /** Names of the registered operation types. */
+  get typeNames(): string[] {
+    return Object.keys(this.options.types);
+  }
+
+  /**
+   * Submits a batch: the parent and all of its children (a nested create) and the
+   * `batch.submitted` event commit in one transaction, or nothing does. Input is validated,
+   * split and size-checked before the transaction opens; after commit the event is dispatched.
+   */
+  async submitBatch<K extends keyof T & string>(
+    input: SubmitBatchInput<T, K>,
+    options: SubmitOptions = {},
+  ): Promise<SubmitBatchResult> {
+    const parsed = parseInput(submitBatchSchema, input);
+    const plan = planBatch(parsed, this.options.types, this.limits);
+    const written = await this.write(options.tx, (tx, delay) => this.writeBatch(tx, plan, delay));
+    return {
+      batch: written.view.batch,
+      operationIds: written.view.operationIds,
+      created: written.created,
+      dispatch: await this.dispatchWritten(written, options.tx),
+    };
+  }
+
+  /** Submits one standalone operation and its `operation.submitted` event in one transaction. */
+  async submitOperation<K extends keyof T & string>(
+    input: SubmitOperationInput<T, K>,
+    options: SubmitOptions = {},
+  ): Promise<SubmitOperationResult> {
+    const parsed = parseInput(submitOperationSchema, input);
+    const plan = planOperation(parsed, this.options.types, this.limits);
+    const written = await this.write(options.tx, async (tx, delay): Promise<Written<OperationView>> => {
+      if (plan.idempotencyKey) {
+        await repo.lockIdempotencyKey(tx, "operation", plan.tenantId, plan.idempotencyKey);
+        const existing = await repo.readOperationByKey(tx, plan.tenantId, plan.idempotencyKey);
+        if (existing) {
+          this.assertSameType(existing.type, plan.type, plan.idempotencyKey);
+          return { view: existing, created: false, events: [] };
+        }
+      }
+      await this.boundary("before-insert", tx);
+      const row = await repo
+        .insertOperation(tx, plan)
+        .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
+      await this.boundary("after-insert", tx);
+      const events = await repo.insertOutboxEvents(
+        tx,
+        [
+          {
+            tenantId: plan.tenantId,
+            topic: TOPICS.operationSubmitted,
+            aggregateId: plan.id,
+            payload: { operationId: plan.id, batchId: null, type: plan.type },
+          },
+        ],
+        delay,
+      );
+      await this.boundary("after-outbox", tx);
+      return { view: (await repo.readOperation(tx, plan.tenantId, row.id))!, created: true, events };
+    });
+    return {
+      operation: written.view,
+      created: written.created,
+      dispatch: await this.dispatchWritten(written, options.tx),
+    };
+  }
+
+  /** A tenant's batch with its counts and progress. Another tenant's id is not found. */
+  async getBatch(tenantId: string, batchId: string): Promise<BatchView> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(batchId, ["batchId"]);
+    const batch = await this.prisma.$transaction((tx) => repo.readBatch(tx, tenant, id), {
+      isolationLevel: "RepeatableRead",
+    });
+    if (!batch) throw new NotFoundError("batch", id);
+    return batch;
+  }
+
+  /** A tenant's operation. Another tenant's id is not found. */
+  async getOperation(tenantId: string, operationId: string): Promise<OperationView> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(operationId, ["operationId"]);
+    const operation = await repo.readOperation(this.prisma, tenant, id);
+    if (!operation) throw new NotFoundError("operation", id);
+    return operation;
+  }
+
+  /** A tenant's operations (and batches, if asked), newest first, a page at a time. */
+  async listOperations(input: ListOperationsInput): Promise<ListOperationsResult> {
+    const parsed = parseInput(listOperationsSchema, input);
+    const limit = parsed.limit ?? 50;
+    const statuses =
+      parsed.status === undefined ? undefined : ([] as OperationStatus[]).concat(parsed.status);
+    const page = await repo.listItems(this.prisma, {
+      tenantId: parsed.tenantId,
+      statuses,
+      type: parsed.type,
+      batchId: parsed.batchId === undefined ? undefined : parseId(parsed.batchId, ["batchId"]),
+      includeBatches: parsed.includeBatches ?? false,
+      limit,
+      beforeId: parsed.cursor === undefined ? undefined : decodeCursor(parsed.cursor),
+    });
+    const last = page.items[page.items.length - 1];
+    return { items: page.items, nextCursor: page.hasMore && last ? encodeCursor(last.id) : null };
+  }
+
+  /**
+   * Runs `fn` in an interactive transaction and, once it has committed, dispatches the events of
+   * every submit made with `{ tx }` inside it. Nothing is dispatched if it rolls back.
+   */
+  async transaction<R>(
+    fn: (tx: TransactionClient) => Promise<R>,
+    options: {
+      timeoutMs?: number;
+      maxWaitMs?: number;
+      isolationLevel?: "ReadCommitted" | "RepeatableRead" | "Serializable";
+    } = {},
+  ): Promise<R> {
+    const written: OutboxRow[] = [];
+    const result = await this.prisma.$transaction(
+      async (tx) => {
+        this.pendingDispatch.set(tx, written);
+        return fn(tx);
+      },
+      {
+        timeout: options.timeoutMs ?? this.options.transaction?.timeoutMs ?? 30_000,
+        maxWait: options.maxWaitMs ?? this.options.transaction?.maxWaitMs ?? 5_000,
+        isolationLevel: options.isolationLevel,
+      },
+    );
+    if (written.length) await this.dispatcher.dispatchCommitted(written);
+    return result;
+  }
+
+  /** Delivers events the caller committed in its own transaction (see {@link SubmitOptions.tx}). */
+  dispatch(events: readonly OutboxRow[]): Promise<DispatchReport> {
+    return this.dispatcher.dispatchCommitted(events);
+  }
+
+  /** A relay delivering what inline dispatch left behind, with this service's subscribers. */
+  createRelay(options: Partial<RelayOptions> = {}): OutboxRelay {
+    return new OutboxRelay(
+      this.prisma,
+      this.dispatcher,
+      { ...DEFAULT_RELAY_OPTIONS, ...options },
+      this.logger,
+    );
+  }
+
+  // --- internals ----------------------------------------------------------------------------------
+
+  /**
+   * Runs `work` in the caller's transaction, or in one of our own. `eventDelayMs` tells the
+   * writer how long to keep its events from the relay: the inline lease when this process will
+   * dispatch them after commit, zero when only the relay will.
+   */
+  private async write<V>(
+    tx: TransactionClient | undefined,
+    work: (tx: TransactionClient, eventDelayMs: number) => Promise<Written<V>>,
+  ): Promise<Written<V>> {
+    const inlineLease = this.dispatcher.policy.inlineLeaseMs;
+    if (tx) {
+      const collector = this.pendingDispatch.get(tx);
+      const written = await work(tx, collector ? inlineLease : 0);
+      collector?.push(...written.events);
+      return written;
+    }
+    const run = () =>
+      this.prisma.$transaction((own) => work(own, inlineLease), {
+        timeout: this.options.transaction?.timeoutMs ?? 30_000,
+        maxWait: this.options.transaction?.maxWaitMs ?? 5_000,
+      });
+    try {
+      return await run();
+    } catch (error) {
+      // Lost an idempotency race we could not see coming: the winner has committed, so a second
+      // run finds it.
+      if (error instanceof IdempotencyConflictError) return run();
+      throw error;
+    }
+  }
+
+  private async dispatchWritten(
+    written: Written<unknown>,
+    tx: TransactionClient | undefined,
+  ): Promise<DispatchStatus> {
+    if (!written.created) return { status: "none" };
+    if (tx) return { status: "after_commit" };
+    const report = await this.dispatcher.dispatchCommitted(written.events);
+    return report.failed.length ? { status: "failed", failures: report.failed } : { status: "delivered" };
+  }
+
+  private async writeBatch(
+    tx: TransactionClient,
+    plan: BatchPlan,
+    eventDelayMs: number,
+  ): Promise<Written<{ batch: BatchView; operationIds: string[] }>> {
+    if (plan.idempotencyKey) {
+      await repo.lockIdempotencyKey(tx, "batch", plan.tenantId, plan.idempotencyKey);
+      const existing = await repo.findBatchByKey(tx, plan.tenantId, plan.idempotencyKey);
+      if (existing) {
+        this.assertSameType(existing.type, plan.type, plan.idempotencyKey);
+        const batch = await repo.readBatch(tx, plan.tenantId, existing.id);
+        return {
+          view: { batch: batch!, operationIds: await repo.childIds(tx, existing.id) },
+          created: false,
+          events: [],
+        };
+      }
+    }
+    await this.boundary("before-insert", tx);
+    const row = await repo
+      .insertBatch(tx, plan)
+      .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
+    await this.boundary("after-insert", tx);
+    const events = await repo.insertOutboxEvents(
+      tx,
+      [
+        {
+          tenantId: plan.tenantId,
+          topic: TOPICS.batchSubmitted,
+          aggregateId: plan.id,
+          payload: { batchId: plan.id, type: plan.type, childCount: plan.children.length },
+        },
+      ],
+      eventDelayMs,
+    );
+    await this.boundary("after-outbox", tx);
+    const batch = toBatchView(row, { pending: plan.children.length, processing: 0 });
+    return { view: { batch, operationIds: plan.children.map((child) => child.id) }, created: true, events };
+  }
+
+  private assertSameType(existingType: string, requestedType: string, key: string): void {
+    if (existingType !== requestedType) {
+      throw new ConflictError(
+        `idempotency key "${key}" was used for a "${existingType}" submit, not "${requestedType}"`,
+        "idempotency_key_reused",
+      );
+    }
+  }
+
+  private mapInsertError(error: unknown, idempotencyKey: string | undefined): never {
+    if (idempotencyKey && isUniqueViolation(error)) throw new IdempotencyConflictError(idempotencyKey);
+    throw error;
+  }
+
+  private async boundary(name: SubmitBoundary, tx: TransactionClient): Promise<void> {
+    await this.options.onSubmitBoundary?.(name, tx);
+  }
+}
+
+/** Creates the service. One per process (per PrismaClient) is the intended use. */
+export function createOperations<T extends OperationTypes>(
+  options: OperationsOptions<T>,
+): OperationsService<T> {
+  if (!options.prisma) throw new OperationsError("invalid_options", "createOperations: `prisma` is required");
+  return new OperationsService(options);
+}

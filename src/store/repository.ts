@@ -1,0 +1,266 @@
+// Reads and writes through Prisma's query API, and runs the raw statements of sql.ts. Nothing
+// here decides policy; it takes plans and returns rows.
+import type { Prisma, PrismaClient } from "../generated/prisma/client";
+import type { OperationStatus } from "../domain/status";
+import type { BatchPlan, OperationPlan } from "../submit/plan";
+import * as statements from "./sql";
+import type { ClaimedRow, NewOutboxEvent, OutboxRow, TransitionRow } from "./sql";
+import { toBatchView, toOperationView, type BatchView, type OperationView, type StatusCounts } from "./views";
+
+/**
+ * The Prisma client the module runs on: one generated from a schema that contains the module's
+ * models (OperationBatch, Operation, OutboxEvent), with the PostgreSQL driver adapter.
+ */
+export type OperationsPrismaClient = PrismaClient;
+
+/** The client Prisma passes to an interactive transaction's callback. */
+export type TransactionClient = Prisma.TransactionClient;
+
+/** Either: reads and writes run on whichever they are given. */
+export type Db = OperationsPrismaClient | TransactionClient;
+
+const asJson = (value: unknown) => value as Prisma.InputJsonValue;
+
+export async function lockIdempotencyKey(
+  tx: TransactionClient,
+  scope: "batch" | "operation",
+  tenantId: string,
+  key: string,
+): Promise<void> {
+  await tx.$queryRaw(statements.lockIdempotencyKey(scope, tenantId, key));
+}
+
+export async function findBatchByKey(db: Db, tenantId: string, idempotencyKey: string) {
+  return db.operationBatch.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
+}
+
+export async function readOperationByKey(db: Db, tenantId: string, idempotencyKey: string) {
+  const row = await db.operation.findUnique({
+    where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } },
+  });
+  return row ? toOperationView(row) : null;
+}
+
+export async function childIds(db: Db, batchId: string): Promise<string[]> {
+  const rows = await db.operation.findMany({
+    where: { batchId },
+    select: { id: true },
+    orderBy: { id: "asc" },
+  });
+  return rows.map((row) => row.id);
+}
+
+/** Parent and every child in one nested create: Prisma sends the parent, then all children. */
+export async function insertBatch(tx: TransactionClient, plan: BatchPlan) {
+  return tx.operationBatch.create({
+    data: {
+      id: plan.id,
+      tenantId: plan.tenantId,
+      type: plan.type,
+      failurePolicy: plan.failurePolicy,
+      childCount: plan.children.length,
+      metadata: plan.metadata == null ? undefined : asJson(plan.metadata),
+      idempotencyKey: plan.idempotencyKey,
+      operations: {
+        create: plan.children.map((child) => ({
+          id: child.id,
+          type: plan.type,
+          payload: asJson(child.payload),
+          maxAttempts: plan.maxAttempts,
+          runAt: plan.runAt,
+        })),
+      },
+    },
+  });
+}
+
+export async function insertOperation(tx: TransactionClient, plan: OperationPlan) {
+  return tx.operation.create({
+    data: {
+      id: plan.id,
+      tenantId: plan.tenantId,
+      type: plan.type,
+      payload: asJson(plan.payload),
+      maxAttempts: plan.maxAttempts,
+      runAt: plan.runAt,
+      idempotencyKey: plan.idempotencyKey,
+    },
+  });
+}
+
+export async function insertOutboxEvents(
+  db: Db,
+  events: readonly NewOutboxEvent[],
+  delayMs: number,
+): Promise<OutboxRow[]> {
+  if (events.length === 0) return [];
+  return db.$queryRaw<OutboxRow[]>(statements.insertOutboxEvents(events, delayMs));
+}
+
+async function childStatusCounts(db: Db, batchIds: readonly string[]): Promise<Map<string, StatusCounts>> {
+  const groups = await db.operation.groupBy({
+    by: ["batchId", "status"],
+    where: { batchId: { in: [...batchIds] } },
+    _count: { _all: true },
+  });
+  const counts = new Map<string, StatusCounts>();
+  for (const group of groups) {
+    const entry = counts.get(group.batchId!) ?? { pending: 0, processing: 0 };
+    if (group.status === "pending" || group.status === "processing") entry[group.status] = group._count._all;
+    counts.set(group.batchId!, entry);
+  }
+  return counts;
+}
+
+/**
+ * A tenant's batch with its progress; null when absent or another tenant's. Two reads: run it in
+ * a REPEATABLE READ transaction for counts from one snapshot.
+ */
+export async function readBatch(db: Db, tenantId: string, id: string): Promise<BatchView | null> {
+  const batch = await db.operationBatch.findFirst({ where: { id, tenantId } });
+  if (!batch) return null;
+  const counts = await childStatusCounts(db, [id]);
+  return toBatchView(batch, counts.get(id));
+}
+
+export async function readOperation(db: Db, tenantId: string, id: string): Promise<OperationView | null> {
+  const row = await db.operation.findFirst({ where: { id, tenantId } });
+  return row ? toOperationView(row) : null;
+}
+
+export interface ListQuery {
+  tenantId: string;
+  statuses?: OperationStatus[];
+  type?: string;
+  batchId?: string;
+  includeBatches: boolean;
+  limit: number;
+  /** Only rows with a smaller id (ids are UUIDv7: older). */
+  beforeId?: string;
+}
+
+export type ListedItem = ({ kind: "operation" } & OperationView) | ({ kind: "batch" } & BatchView);
+
+/**
+ * Newest first, by id. Operations and (when asked) batches are read with the same filters and
+ * merged; ids of both are UUIDv7 from one generator, so one id cursor pages through both.
+ */
+export async function listItems(
+  db: Db,
+  query: ListQuery,
+): Promise<{ items: ListedItem[]; hasMore: boolean }> {
+  const common = {
+    tenantId: query.tenantId,
+    ...(query.statuses ? { status: { in: query.statuses } } : {}),
+    ...(query.type ? { type: query.type } : {}),
+    ...(query.beforeId ? { id: { lt: query.beforeId } } : {}),
+  };
+  const take = query.limit + 1;
+  const operations = await db.operation.findMany({
+    where: { ...common, ...(query.batchId ? { batchId: query.batchId } : {}) },
+    orderBy: { id: "desc" },
+    take,
+  });
+  const items: ListedItem[] = operations.map((row) => ({ kind: "operation", ...toOperationView(row) }));
+  if (query.includeBatches && !query.batchId) {
+    const batches = await db.operationBatch.findMany({ where: common, orderBy: { id: "desc" }, take });
+    const counts = await childStatusCounts(
+      db,
+      batches.map((batch) => batch.id),
+    );
+    items.push(
+      ...batches.map((row) => ({ kind: "batch" as const, ...toBatchView(row, counts.get(row.id)) })),
+    );
+    items.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+  return { items: items.slice(0, query.limit), hasMore: items.length > query.limit };
+}
+
+// --- outbox -------------------------------------------------------------------------------------
+
+export async function claimDueEvents(db: Db, limit: number, leaseMs: number): Promise<OutboxRow[]> {
+  const rows = await db.$queryRaw<OutboxRow[]>(statements.claimDueEvents(limit, leaseMs));
+  return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+}
+
+export async function markEventsDispatched(
+  db: Db,
+  ids: readonly string[],
+  countAttempt: boolean,
+): Promise<void> {
+  if (ids.length) await db.$executeRaw(statements.markEventsDispatched(ids, countAttempt));
+}
+
+export async function markEventFailed(
+  db: Db,
+  id: string,
+  error: string,
+  retryDelayMs: number | null,
+  countAttempt: boolean,
+): Promise<void> {
+  await db.$executeRaw(statements.markEventFailed(id, error, retryDelayMs, countAttempt));
+}
+
+export async function notify(db: Db, channel: string, payload: string): Promise<void> {
+  await db.$queryRaw(statements.notify(channel, payload));
+}
+
+// --- execution ----------------------------------------------------------------------------------
+
+export async function pendingChildIds(db: Db, batchId: string): Promise<string[]> {
+  const rows = await db.$queryRaw<{ id: string }[]>(statements.pendingChildIds(batchId));
+  return rows.map((row) => row.id);
+}
+
+export async function claimOperationsById(
+  db: Db,
+  ids: readonly string[],
+  workerId: string,
+  leaseMs: number,
+): Promise<ClaimedRow[]> {
+  if (ids.length === 0) return [];
+  return db.$queryRaw<ClaimedRow[]>(statements.claimOperationsById(ids, workerId, leaseMs));
+}
+
+export async function claimDue(
+  db: Db,
+  limit: number,
+  workerId: string,
+  leaseMs: number,
+  types?: readonly string[],
+): Promise<ClaimedRow[]> {
+  return db.$queryRaw<ClaimedRow[]>(statements.claimDue(limit, workerId, leaseMs, types));
+}
+
+async function transition(
+  db: Db,
+  statement: ReturnType<typeof statements.completeOperation>,
+): Promise<TransitionRow> {
+  const [row] = await db.$queryRaw<TransitionRow[]>(statement);
+  const events = (row?.events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
+  return { changed: row?.changed ?? 0, events };
+}
+
+export function completeOperation(
+  db: Db,
+  id: string,
+  workerId: string,
+  result: unknown,
+  eventDelayMs: number,
+) {
+  return transition(db, statements.completeOperation(id, workerId, result, eventDelayMs));
+}
+
+export function failOperation(db: Db, id: string, workerId: string, error: unknown, eventDelayMs: number) {
+  return transition(db, statements.failOperation(id, workerId, error, eventDelayMs));
+}
+
+export async function scheduleRetry(
+  db: Db,
+  id: string,
+  workerId: string,
+  error: unknown,
+  delayMs: number,
+): Promise<boolean> {
+  return (await db.$executeRaw(statements.scheduleRetry(id, workerId, error, delayMs))) === 1;
+}

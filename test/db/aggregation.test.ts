@@ -1,0 +1,121 @@
+// The batch status the SQL computes from its counters is the rule of domain/status.ts, for every
+// sequence of child outcomes of small batches; transitions are fenced by the lease.
+import { batchOutcome, createOperations, silentLogger } from "../../src";
+import { claimDue, completeOperation, failOperation } from "../../src/store/repository";
+import { createTestDatabase, type TestDatabase } from "../support/db";
+import { truncateAll, types } from "../support/fixtures";
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db.close());
+beforeEach(() => truncateAll(db.pool));
+
+type Outcome = "completed" | "failed";
+
+function sequences(length: number): Outcome[][] {
+  if (length === 0) return [[]];
+  return sequences(length - 1).flatMap((rest) => [
+    ["completed", ...rest] as Outcome[],
+    ["failed", ...rest] as Outcome[],
+  ]);
+}
+
+async function batchRow(id: string) {
+  const { rows } = await db.pool.query(
+    `SELECT status::text, child_count, completed_count, failed_count, cancelled_count, finished_at
+     FROM operation_batches WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+describe("aggregation", () => {
+  const cases = [1, 2, 3].flatMap((size) => sequences(size).map((outcomes) => [outcomes.join(",")] as const));
+
+  it.each(cases)("children ending %s: SQL and batchOutcome agree after every step", async (named) => {
+    const outcomes = named.split(",") as Outcome[];
+    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const { batch } = await ops.submitBatch({
+      tenantId: "t",
+      type: "email.send",
+      items: outcomes.map((_, i) => ({ to: `u${i}@example.com`, subject: "s" })),
+    });
+    const claimed = await claimDue(db.prisma, 10, "worker", 60_000);
+    expect(claimed).toHaveLength(outcomes.length);
+    expect((await batchRow(batch.id)).status).toBe("processing");
+
+    const batchEvents: string[] = [];
+    for (const [i, outcome] of outcomes.entries()) {
+      const row = claimed[i]!;
+      const transition =
+        outcome === "completed"
+          ? await completeOperation(db.prisma, row.id, "worker", { ok: true }, 0)
+          : await failOperation(db.prisma, row.id, "worker", { message: "no" }, 0);
+      expect(transition.changed).toBe(1);
+      batchEvents.push(...transition.events.filter((e) => e.topic.startsWith("batch.")).map((e) => e.topic));
+
+      const stored = await batchRow(batch.id);
+      const expected =
+        batchOutcome({
+          childCount: stored.child_count,
+          completed: stored.completed_count,
+          failed: stored.failed_count,
+          cancelled: stored.cancelled_count,
+        }) ?? "processing";
+      expect(stored.status).toBe(expected);
+      expect(stored.finished_at !== null).toBe(i === outcomes.length - 1);
+    }
+    const final = outcomes.includes("failed") ? "failed" : "completed";
+    expect(batchEvents).toEqual([`batch.${final}`]);
+    const { rows: real } = await db.pool.query(
+      `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed, count(*) FILTER (WHERE status = 'failed')::int AS failed
+       FROM operations WHERE batch_id = $1`,
+      [batch.id],
+    );
+    const stored = await batchRow(batch.id);
+    expect(real[0]).toEqual({ completed: stored.completed_count, failed: stored.failed_count });
+  });
+
+  it("writes the last child's transition, the counters and both events in one transaction", async () => {
+    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const { batch } = await ops.submitBatch({
+      tenantId: "t",
+      type: "email.send",
+      items: [{ to: "a@b.co", subject: "s" }],
+    });
+    const [row] = await claimDue(db.prisma, 1, "worker", 60_000);
+    const transition = await completeOperation(db.prisma, row!.id, "worker", null, 0);
+    expect(transition.events.map((event) => event.topic)).toEqual(["operation.completed", "batch.completed"]);
+    const { rows } = await db.pool.query(
+      `SELECT xmin::text FROM operations WHERE id = $1
+       UNION ALL SELECT xmin::text FROM operation_batches WHERE id = $2
+       UNION ALL SELECT xmin::text FROM operation_outbox WHERE topic IN ('operation.completed', 'batch.completed')`,
+      [row!.id, batch.id],
+    );
+    expect(rows).toHaveLength(4);
+    expect(new Set(rows.map((r) => r.xmin)).size).toBe(1);
+  });
+
+  it("refuses a transition from a worker that does not hold the lease, changing nothing", async () => {
+    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const { batch } = await ops.submitBatch({
+      tenantId: "t",
+      type: "email.send",
+      items: [{ to: "a@b.co", subject: "s" }],
+    });
+    const [row] = await claimDue(db.prisma, 1, "worker-a", 60_000);
+    const late = await completeOperation(db.prisma, row!.id, "worker-b", { stolen: true }, 0);
+    expect(late).toEqual({ changed: 0, events: [] });
+    const again = await failOperation(db.prisma, row!.id, "worker-b", { message: "x" }, 0);
+    expect(again).toEqual({ changed: 0, events: [] });
+    expect((await batchRow(batch.id)).completed_count).toBe(0);
+    expect((await ops.getOperation("t", row!.id)).status).toBe("processing");
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM operation_outbox WHERE topic <> 'batch.submitted'`,
+    );
+    expect(rows[0].n).toBe(0);
+  });
+});

@@ -1,0 +1,79 @@
+// Each test file gets its own database, cloned from the migrated template in milliseconds
+// (CREATE DATABASE … TEMPLATE), and dropped when the file is done.
+import { randomBytes } from "node:crypto";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { Client, Pool } from "pg";
+import { PrismaClient } from "../../src/generated/prisma/client";
+import { databaseUrl, ENV_SERVER_URL, ENV_TEMPLATE } from "./urls";
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** The module's Prisma client on this database. */
+  prisma: PrismaClient;
+  /** A plain pg pool for checks that must not go through the code under test. */
+  pool: Pool;
+  /** A new Prisma client on this database (e.g. with its own pool, or another application_name). */
+  newPrisma(options?: { applicationName?: string; max?: number }): PrismaClient;
+  close(): Promise<void>;
+}
+
+function serverUrl(): string {
+  const url = process.env[ENV_SERVER_URL];
+  if (!url) throw new Error("test/support/global-setup.ts did not run (use `npm test`)");
+  return url;
+}
+
+async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: serverUrl() });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const template = process.env[ENV_TEMPLATE]!;
+  const name = `po_test_${randomBytes(6).toString("hex")}`;
+  await admin(async (client) => {
+    // Concurrent clones of one template can briefly collide; retrying is what graphile-worker does too.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
+        return;
+      } catch (error) {
+        if (attempt >= 10 || !/being accessed by other users/.test((error as Error).message)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
+  });
+  const url = databaseUrl(serverUrl(), name);
+  const clients: PrismaClient[] = [];
+  const newPrisma = (options: { applicationName?: string; max?: number } = {}) => {
+    const client = new PrismaClient({
+      adapter: new PrismaPg({
+        connectionString: url,
+        application_name: options.applicationName ?? "prisma-operations-test",
+        max: options.max ?? 10,
+      }),
+    });
+    clients.push(client);
+    return client;
+  };
+  const prisma = newPrisma();
+  const pool = new Pool({ connectionString: url, max: 4, application_name: "prisma-operations-test-checks" });
+  return {
+    name,
+    url,
+    prisma,
+    pool,
+    newPrisma,
+    async close() {
+      await Promise.all(clients.map((client) => client.$disconnect()));
+      await pool.end();
+      await admin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// Operation types and small helpers shared by the database tests.
+import { z } from "zod";
+import type { Pool } from "pg";
+import { defineOperationType } from "../../src";
+
+export const Document = z.object({
+  id: z.string(),
+  tokens: z.number().int().nonnegative(),
+  text: z.string(),
+});
+
+export const types = {
+  // The seed system's use: documents split into children by a token budget.
+  "documents.ingest": defineOperationType({
+    payload: z.object({ documents: z.array(Document).min(1), chunk: z.number().int() }),
+    batch: {
+      item: Document,
+      toPayload: (documents, child) => ({ documents, chunk: child.index }),
+      weigh: (document) => document.tokens,
+      split: { maxWeight: 1000 },
+    },
+    maxAttempts: 3,
+  }),
+  "email.send": defineOperationType({
+    payload: z.object({ to: z.string().email(), subject: z.string() }),
+    maxAttempts: 2,
+  }),
+};
+
+export type TestTypes = typeof types;
+
+export function documents(count: number, tokens = 300): z.input<typeof Document>[] {
+  return Array.from({ length: count }, (_, i) => ({ id: `doc-${i}`, tokens, text: `text ${i}` }));
+}
+
+export interface RowCounts {
+  batches: number;
+  operations: number;
+  outbox: number;
+}
+
+/** Rows in every table of the module, read outside the code under test. */
+export async function countRows(pool: Pool): Promise<RowCounts> {
+  const { rows } = await pool.query<{ batches: number; operations: number; outbox: number }>(`
+    SELECT (SELECT count(*) FROM operation_batches)::int AS batches,
+           (SELECT count(*) FROM operations)::int AS operations,
+           (SELECT count(*) FROM operation_outbox)::int AS outbox`);
+  return rows[0]!;
+}
+
+export async function truncateAll(pool: Pool): Promise<void> {
+  await pool.query(`TRUNCATE operation_outbox, operations, operation_batches RESTART IDENTITY`);
+}
+
+/** Resolves when `condition` holds, polling; fails with `what` if it does not within `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  intervalMs = 20,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
