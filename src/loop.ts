@@ -1,9 +1,11 @@
 /**
  * Runs `pass` again and again until stopped; `pass` returns how long to wait before the next
- * one. `wake()` cuts a wait short, `stop()` resolves once the pass in progress has finished.
+ * one. `wake()` cuts the wait short — or, during a pass, skips the wait after it — and `stop()`
+ * resolves once the pass in progress has finished.
  */
 export class Loop {
   private running = false;
+  private woken = false;
   private done: Promise<void> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
 
@@ -20,6 +22,7 @@ export class Loop {
   }
 
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
   }
 
@@ -31,8 +34,9 @@ export class Loop {
 
   private async run(): Promise<void> {
     while (this.running) {
+      this.woken = false;
       const waitMs = await this.pass();
-      if (!this.running || waitMs <= 0) continue;
+      if (!this.running || waitMs <= 0 || this.woken) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         this.wakeUp = () => {

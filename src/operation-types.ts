@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { BackoffPolicy } from "./domain/backoff";
 import type { SplitRule } from "./domain/split";
 import { OperationsError } from "./errors";
 
@@ -21,8 +22,19 @@ export interface BatchConfig<I extends z.ZodType, P extends z.ZodType> {
 export interface OperationType<P extends z.ZodType = z.ZodType, I extends z.ZodType | undefined = undefined> {
   readonly payload: P;
   readonly batch: I extends z.ZodType ? BatchConfig<I, P> : undefined;
-  /** Attempts before an operation of this type fails for good. */
+  /** Attempts before an operation of this type fails for good. Default 3. */
   readonly maxAttempts: number;
+  /** Delay between attempts; default the service's `retryBackoff`. */
+  readonly retryBackoff?: BackoffPolicy;
+  /** A handler running longer is aborted and its attempt fails (retryably). Default: no limit. */
+  readonly timeoutMs?: number;
+}
+
+/** Options every operation type takes, with or without batch config. */
+interface TypeOptions {
+  maxAttempts?: number;
+  retryBackoff?: BackoffPolicy;
+  timeoutMs?: number;
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -61,25 +73,29 @@ function assertMaxAttempts(maxAttempts: number): void {
  *   batch: { item: Doc, toPayload: (documents) => ({ documents }), weigh: (d) => d.tokens },
  * });
  */
-export function defineOperationType<P extends z.ZodType, I extends z.ZodType>(definition: {
-  payload: P;
-  maxAttempts?: number;
-  batch: BatchConfig<I, P>;
-}): OperationType<P, I>;
-export function defineOperationType<P extends z.ZodType>(definition: {
-  payload: P;
-  maxAttempts?: number;
-}): OperationType<P, undefined>;
-export function defineOperationType(definition: {
-  payload: z.ZodType;
-  maxAttempts?: number;
-  batch?: BatchConfig<z.ZodType, z.ZodType>;
-}): OperationType<z.ZodType, z.ZodType | undefined> {
+export function defineOperationType<P extends z.ZodType, I extends z.ZodType>(
+  definition: TypeOptions & { payload: P; batch: BatchConfig<I, P> },
+): OperationType<P, I>;
+export function defineOperationType<P extends z.ZodType>(
+  definition: TypeOptions & { payload: P },
+): OperationType<P, undefined>;
+export function defineOperationType(
+  definition: TypeOptions & { payload: z.ZodType; batch?: BatchConfig<z.ZodType, z.ZodType> },
+): OperationType<z.ZodType, z.ZodType | undefined> {
   assertJsonSchema(definition.payload, "payload schema");
   if (definition.batch) assertJsonSchema(definition.batch.item, "batch item schema");
   const maxAttempts = definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   assertMaxAttempts(maxAttempts);
-  return Object.freeze({ payload: definition.payload, batch: definition.batch, maxAttempts }) as never;
+  if (definition.timeoutMs !== undefined && !(definition.timeoutMs > 0)) {
+    throw new InvalidOperationTypeError(`timeoutMs must be > 0, got ${definition.timeoutMs}`);
+  }
+  return Object.freeze({
+    payload: definition.payload,
+    batch: definition.batch,
+    maxAttempts,
+    retryBackoff: definition.retryBackoff,
+    timeoutMs: definition.timeoutMs,
+  }) as never;
 }
 
 /** Operation types by name, as given to `createOperations`. */

@@ -11,6 +11,11 @@ import {
   ValidationError,
 } from "./errors";
 import { syncBackend, workerBackend } from "./execution/backends";
+import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./execution/reaper";
+import type { ExecutionConfig } from "./execution/runner";
+import { Worker, type WorkerOptions } from "./execution/worker";
+import { isTerminal } from "./domain/status";
+import { prometheusText, readQueueStats, type QueueStats } from "./metrics";
 import type { Handlers } from "./execution/handlers";
 import { consoleLogger, type Logger } from "./logger";
 import type { BatchItemInput, OperationTypes, PayloadInput } from "./operation-types";
@@ -149,6 +154,12 @@ export interface ListOperationsResult {
   nextCursor: string | null;
 }
 
+export interface CancelResult {
+  /** `cancelled`: it was pending and is cancelled now. `cancel_requested`: it is running; its signal fired. */
+  state: "cancelled" | "cancel_requested";
+  operation: OperationView;
+}
+
 export interface SubmitOptions {
   /**
    * The caller's interactive transaction: the submit joins it, so the app's writes and the batch
@@ -207,20 +218,23 @@ export class OperationsService<T extends OperationTypes> {
       backend === "worker"
         ? workerBackend(this.prisma, this.logger)
         : syncBackend(
-            {
-              db: this.prisma,
-              types: options.types,
-              handlers: backend.sync as Handlers<OperationTypes>,
-              retryBackoff: options.retryBackoff ?? DEFAULT_RETRY_BACKOFF,
-              eventDelayMs: policy.inlineLeaseMs,
-              maxResultBytes: this.limits.maxPayloadBytes,
-              maxJsonDepth: this.limits.maxJsonDepth,
-              logger: this.logger,
-            },
+            this.prisma,
+            this.executionConfig(backend.sync),
+            policy.inlineLeaseMs,
             policy.inlineLeaseMs,
             (rows) => this.dispatcher.dispatchCommitted(rows),
           ),
     );
+  }
+
+  private executionConfig(handlers: Handlers<T>): ExecutionConfig {
+    return {
+      types: this.options.types,
+      handlers: handlers as Handlers<OperationTypes>,
+      retryBackoff: this.options.retryBackoff ?? DEFAULT_RETRY_BACKOFF,
+      maxResultBytes: this.limits.maxPayloadBytes,
+      maxJsonDepth: this.limits.maxJsonDepth,
+    };
   }
 
   /** Names of the registered operation types. */
@@ -373,7 +387,175 @@ export class OperationsService<T extends OperationTypes> {
     );
   }
 
+  /**
+   * Cancels an operation: a pending one is cancelled at once; a running one has its handler's
+   * AbortSignal fired and ends `cancelled` when the handler returns. A finished one is a conflict.
+   */
+  async cancelOperation(tenantId: string, operationId: string): Promise<CancelResult> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(operationId, ["operationId"]);
+    const target = { operationId: id, tenantId: tenant };
+    const outcome = await this.retryingDeadlocks(() =>
+      this.prisma.$transaction(async (tx) => {
+        const row = await repo.lockOperation(tx, tenant, id);
+        if (!row) throw new NotFoundError("operation", id);
+        if (isTerminal(row.status)) {
+          throw new ConflictError(`operation ${id} is already ${row.status}`, "operation_finished");
+        }
+        if (row.status === "processing") {
+          await repo.requestCancel(tx, target);
+          return { state: "cancel_requested" as const, events: [] };
+        }
+        const transition = await repo.cancelPending(tx, target, this.dispatcher.policy.inlineLeaseMs);
+        return { state: "cancelled" as const, events: transition.events };
+      }),
+    );
+    await this.dispatchAfterCommit(outcome.events);
+    return { state: outcome.state, operation: await this.getOperation(tenant, id) };
+  }
+
+  /**
+   * Cancels every child of a batch that has not finished (pending ones at once, running ones by
+   * their AbortSignal). The batch ends `cancelled` — or `failed`/`completed` by what its children
+   * did — once the last one is terminal. A finished batch is a conflict.
+   */
+  async cancelBatch(tenantId: string, batchId: string): Promise<BatchView> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(batchId, ["batchId"]);
+    const target = { batchId: id, tenantId: tenant };
+    const before = await this.getBatch(tenant, id);
+    if (isTerminal(before.status)) throw new ConflictError(`batch ${id} is already ${before.status}`, "batch_finished");
+    // Running children first, then pending ones: the same order workers lock rows in (child, then batch).
+    const events = await this.retryingDeadlocks(() =>
+      this.prisma.$transaction(async (tx) => {
+        await repo.requestCancel(tx, target);
+        return (await repo.cancelPending(tx, target, this.dispatcher.policy.inlineLeaseMs)).events;
+      }),
+    );
+    await this.dispatchAfterCommit(events);
+    return this.getBatch(tenant, id);
+  }
+
+  /**
+   * Runs a failed or cancelled operation again with fresh attempts; its batch, if finished, is
+   * processing again. Retrying a pending, running or completed operation is a conflict.
+   */
+  async retryOperation(tenantId: string, operationId: string): Promise<OperationView> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(operationId, ["operationId"]);
+    const events = await this.retryingDeadlocks(() =>
+      this.prisma.$transaction(async (tx) => {
+        const row = await repo.lockOperation(tx, tenant, id);
+        if (!row) throw new NotFoundError("operation", id);
+        if (row.status !== "failed" && row.status !== "cancelled") {
+          throw new ConflictError(`operation ${id} is ${row.status}; only failed or cancelled ones can be retried`, "not_retryable");
+        }
+        const transition = await repo.requeueFinished(
+          tx,
+          { operationId: id, tenantId: tenant },
+          TOPICS.operationRetried,
+          this.dispatcher.policy.inlineLeaseMs,
+        );
+        return transition.events;
+      }),
+    );
+    await this.dispatchAfterCommit(events);
+    return this.getOperation(tenant, id);
+  }
+
+  /**
+   * Runs a batch's failed and cancelled children again with fresh attempts (completed ones stay
+   * completed) and moves the batch back to `processing`. A batch with nothing to retry is a conflict.
+   */
+  async retryBatch(tenantId: string, batchId: string): Promise<BatchView> {
+    const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
+    const id = parseId(batchId, ["batchId"]);
+    const before = await this.getBatch(tenant, id);
+    if (before.counts.failed + before.counts.cancelled === 0) {
+      throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
+    }
+    const delay = this.dispatcher.policy.inlineLeaseMs;
+    const events = await this.retryingDeadlocks(() =>
+      this.prisma.$transaction(async (tx) => {
+        const transition = await repo.requeueFinished(tx, { batchId: id, tenantId: tenant }, null, delay);
+        if (transition.changed === 0) return [];
+        const retried = await repo.insertOutboxEvents(
+          tx,
+          [
+            {
+              tenantId: tenant,
+              topic: TOPICS.batchRetried,
+              aggregateId: id,
+              payload: { batchId: id, type: before.type, retried: transition.changed },
+            },
+          ],
+          delay,
+        );
+        return [...transition.events, ...retried];
+      }),
+    );
+    if (events.length === 0) throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
+    await this.dispatchAfterCommit(events);
+    return this.getBatch(tenant, id);
+  }
+
+  /** Queue depth as operators need it, per type and tenant; batches (parents) are never counted as work. */
+  async queueStats(): Promise<QueueStats> {
+    return readQueueStats(this.prisma);
+  }
+
+  /** {@link queueStats} as Prometheus text exposition (for a `/metrics` endpoint). */
+  async metrics(): Promise<string> {
+    return prometheusText(await this.queueStats());
+  }
+
+  /**
+   * A worker running the given handlers. By default it also runs a relay (delivering the events
+   * its outcomes write, and anything else undelivered) and a reaper; both are safe on every node.
+   */
+  createWorker(
+    options: WorkerOptions & {
+      handlers: Handlers<T>;
+      relay?: Partial<RelayOptions> | false;
+      reaper?: Partial<ReaperOptions> | false;
+    },
+  ): Worker {
+    const relay = options.relay === false ? undefined : this.createRelay(options.relay);
+    const reaper = options.reaper === false ? undefined : this.createReaper(options.reaper, () => relay?.wake());
+    return new Worker(
+      {
+        db: this.prisma,
+        execution: this.executionConfig(options.handlers),
+        logger: this.logger,
+        onEvents: () => relay?.wake(),
+        companions: [relay, reaper].filter((companion) => companion !== undefined),
+      },
+      options,
+    );
+  }
+
+  /** A reaper: expired leases and stuck batches, continuously; safe to run on every node. */
+  createReaper(options: Partial<ReaperOptions> = {}, onEvents: (events: OutboxRow[]) => void = () => undefined): Reaper {
+    return new Reaper(this.prisma, { ...DEFAULT_REAPER_OPTIONS, ...options }, this.logger, onEvents);
+  }
+
   // --- internals ----------------------------------------------------------------------------------
+
+  private async dispatchAfterCommit(events: OutboxRow[]): Promise<void> {
+    if (events.length) await this.dispatcher.dispatchCommitted(events);
+  }
+
+  /** Runs `fn` again when PostgreSQL chose it as a deadlock victim (P2034), up to 3 times. */
+  private async retryingDeadlocks<R>(fn: () => Promise<R>): Promise<R> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code;
+        if (code !== "P2034" || attempt >= 3) throw error;
+      }
+    }
+  }
 
   /**
    * Runs `work` in the caller's transaction, or in one of our own. `eventDelayMs` tells the

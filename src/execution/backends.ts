@@ -1,57 +1,67 @@
-// Task backends, as in the seed system: what happens right after a submit commits.
+// Task backends, as in the seed system: what happens right after a submit (or a retry) commits.
 //   sync   — runs the handlers inline, in the submitting process (tests, development)
 //   worker — leaves the work to workers and wakes them with NOTIFY
-import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { Logger } from "../logger";
-import type { EventSubscriber } from "../outbox/events";
-import { TOPICS } from "../outbox/events";
+import { TOPICS, type EventSubscriber } from "../outbox/events";
 import { claimOperationsById, notify, pendingChildIds, type Db } from "../store/repository";
 import type { OutboxRow } from "../store/sql";
-import { runClaimed, type RunnerDeps } from "./runner";
+import { executeHandler, recordOutcome, type ExecutionConfig } from "./runner";
 
 /** The channel the `worker` backend notifies and workers listen on. */
 export const WAKE_CHANNEL = "prisma_operations_wake";
 
-const SUBMITTED_TOPICS = [TOPICS.batchSubmitted, TOPICS.operationSubmitted];
+/** Events after which there is work to run. */
+export const WORK_TOPICS: readonly string[] = [
+  TOPICS.batchSubmitted,
+  TOPICS.operationSubmitted,
+  TOPICS.batchRetried,
+  TOPICS.operationRetried,
+];
 
-function submittedIds(db: Db, topic: string, aggregateId: string): Promise<string[]> {
-  return topic === TOPICS.batchSubmitted ? pendingChildIds(db, aggregateId) : Promise.resolve([aggregateId]);
+function operationIdsOf(db: Db, topic: string, aggregateId: string): Promise<string[]> {
+  const isBatch = topic === TOPICS.batchSubmitted || topic === TOPICS.batchRetried;
+  return isBatch ? pendingChildIds(db, aggregateId) : Promise.resolve([aggregateId]);
 }
 
 /**
- * Runs every submitted operation inline after commit, retrying failures at once (ignoring backoff)
- * until each is terminal. Events the runs write go to `dispatch`, which delivers them inline.
+ * Runs every submitted operation inline after commit. Retries run at once (ignoring backoff) until
+ * each operation is terminal; a snoozed one is left pending for a worker. Events the runs write
+ * go to `dispatch`, which delivers them inline.
  */
 export function syncBackend(
-  deps: Omit<RunnerDeps, "workerId">,
+  db: Db,
+  config: ExecutionConfig,
   leaseMs: number,
+  eventDelayMs: number,
   dispatch: (rows: OutboxRow[]) => Promise<unknown>,
 ): EventSubscriber {
   const workerId = `sync:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const runner: RunnerDeps = { ...deps, workerId };
   return {
     name: "sync-backend",
-    topics: SUBMITTED_TOPICS,
+    topics: WORK_TOPICS,
     async deliver(event) {
-      const ids = await submittedIds(deps.db, event.topic, event.aggregateId);
-      for (;;) {
-        const claimed = await claimOperationsById(deps.db, ids, workerId, leaseMs);
+      let ids = await operationIdsOf(db, event.topic, event.aggregateId);
+      while (ids.length) {
+        const claimed = await claimOperationsById(db, ids, workerId, leaseMs);
         if (claimed.length === 0) return;
         for (const row of claimed) {
-          const outcome = await runClaimed(runner, row, new AbortController().signal);
-          if (outcome.events.length) await dispatch(outcome.events);
+          const outcome = await executeHandler(config, row, new AbortController().signal);
+          if (outcome.kind === "snoozed") ids = ids.filter((id) => id !== row.id);
+          const transition = await recordOutcome(db, row, workerId, outcome, eventDelayMs);
+          if (transition.events.length) await dispatch(transition.events);
         }
       }
     },
   };
 }
 
-/** Wakes listening workers: one NOTIFY per submit, carrying the operation type. */
+/** Wakes listening workers: one NOTIFY per submit or retry, carrying the operation type. */
 export function workerBackend(db: Db, logger: Logger): EventSubscriber {
   return {
     name: "worker-backend",
-    topics: SUBMITTED_TOPICS,
+    topics: WORK_TOPICS,
     async deliver(event) {
       const type = (event.payload as { type?: unknown } | null)?.type;
       await notify(db, WAKE_CHANNEL, typeof type === "string" ? type : "");

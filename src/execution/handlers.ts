@@ -1,5 +1,7 @@
-import type { OperationType, OperationTypes, Payload } from "../operation-types";
 import type { z } from "zod";
+import type { OperationType, OperationTypes, Payload } from "../operation-types";
+
+export { HandlerTimeoutError, NonRetryableError, Snooze, snooze } from "../domain/retry";
 
 /** What a handler knows about the operation it runs. */
 export interface HandlerContext {
@@ -10,7 +12,10 @@ export interface HandlerContext {
   /** 1 on the first attempt. */
   attempt: number;
   maxAttempts: number;
-  /** Aborted when the operation is cancelled or the worker shuts down past its grace period. */
+  /**
+   * Aborted when the operation is cancelled, its lease is lost, it runs past its type's
+   * `timeoutMs`, or the worker shuts down past its grace period. `signal.reason` says which.
+   */
   signal: AbortSignal;
 }
 
@@ -23,10 +28,24 @@ export type OperationHandler<T extends OperationType<z.ZodType, z.ZodType | unde
 /** A handler per operation type, typed from the type's payload schema. */
 export type Handlers<T extends OperationTypes> = { [K in keyof T]?: OperationHandler<T[K]> };
 
-/** Thrown by a handler: the operation fails at once, whatever attempts remain. */
-export class NonRetryableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NonRetryableError";
+/** Why a handler's AbortSignal fired. */
+export class OperationCancelled extends Error {
+  constructor() {
+    super("the operation was cancelled");
+    this.name = "OperationCancelled";
+  }
+}
+
+export class LeaseLost extends Error {
+  constructor() {
+    super("the worker lost this operation's lease; another worker may run it");
+    this.name = "LeaseLost";
+  }
+}
+
+export class WorkerShutdown extends Error {
+  constructor() {
+    super("the worker is shutting down");
+    this.name = "WorkerShutdown";
   }
 }

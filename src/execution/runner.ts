@@ -1,107 +1,111 @@
-// Runs one claimed operation: validates its stored payload, calls the handler, and records the
-// outcome with a fenced transition (only while this worker still holds the lease).
-import { backoffDelayMs, type BackoffPolicy } from "../domain/backoff";
+// Runs one claimed operation's handler and records the outcome with a fenced transition (only
+// while this worker still holds the lease). Shared by the workers and the sync backend.
+import type { BackoffPolicy } from "../domain/backoff";
 import { inspectJson } from "../domain/json";
-import { errorMessage } from "../errors";
-import type { Logger } from "../logger";
+import {
+  HandlerTimeoutError,
+  NonRetryableError,
+  outcomeOfError,
+  storedError,
+  type HandlerOutcome,
+} from "../domain/retry";
 import type { OperationTypes } from "../operation-types";
-import { completeOperation, failOperation, scheduleRetry, type Db } from "../store/repository";
-import type { ClaimedRow, OutboxRow } from "../store/sql";
-import { NonRetryableError, type Handlers, type OperationHandler } from "./handlers";
+import { finishOperation, type Db } from "../store/repository";
+import type { ClaimedRow, Finish, TransitionRow } from "../store/sql";
+import { WorkerShutdown, type Handlers, type OperationHandler } from "./handlers";
 
-export interface RunnerDeps {
-  db: Db;
+export interface ExecutionConfig {
   types: OperationTypes;
   handlers: Handlers<OperationTypes>;
-  workerId: string;
+  /** Used for types that set no `retryBackoff` of their own. */
   retryBackoff: BackoffPolicy;
-  /** Delay before the relay may take the events this transition writes (see OutboxPolicy). */
-  eventDelayMs: number;
   maxResultBytes: number;
   maxJsonDepth: number;
-  logger: Logger;
 }
 
-export type RunStatus = "completed" | "failed" | "retrying" | "lost";
-
-export interface RunOutcome {
-  status: RunStatus;
-  /** Outbox events the transition wrote, for the caller to dispatch after this returns. */
-  events: OutboxRow[];
+function failNow(row: ClaimedRow, message: string): HandlerOutcome {
+  return { kind: "failed", error: storedError(new NonRetryableError(message), false, row.attempts) };
 }
 
-/** What is stored in an operation's `error` column: the message, never the payload. */
-export interface StoredError {
-  name: string;
-  message: string;
-  retryable: boolean;
-  attempt: number;
+/** Resolves with the handler's result, or rejects with HandlerTimeoutError after `timeoutMs`. */
+function withTimeout<R>(run: (signal: AbortSignal) => Promise<R>, outer: AbortSignal, timeoutMs?: number): Promise<R> {
+  if (!timeoutMs) return run(outer);
+  const controller = new AbortController();
+  const forward = () => controller.abort(outer.reason);
+  outer.addEventListener("abort", forward, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new HandlerTimeoutError(timeoutMs);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  return Promise.race([run(controller.signal), timeout]).finally(() => {
+    clearTimeout(timer);
+    outer.removeEventListener("abort", forward);
+  });
 }
 
-function storedError(error: unknown, retryable: boolean, attempt: number): StoredError {
-  return {
-    name: error instanceof Error ? error.name : "Error",
-    message: errorMessage(error),
-    retryable,
-    attempt,
-  };
-}
-
-async function fail(deps: RunnerDeps, row: ClaimedRow, error: StoredError): Promise<RunOutcome> {
-  const transition = await failOperation(deps.db, row.id, deps.workerId, error, deps.eventDelayMs);
-  return { status: transition.changed ? "failed" : "lost", events: transition.events };
-}
-
-export async function runClaimed(
-  deps: RunnerDeps,
-  row: ClaimedRow,
-  signal: AbortSignal,
-): Promise<RunOutcome> {
-  const type = deps.types[row.type];
-  const handler = deps.handlers[row.type] as OperationHandler<never> | undefined;
-  if (!type || !handler) {
-    const reason = new NonRetryableError(
-      `no ${type ? "handler" : "operation type"} registered for "${row.type}"`,
-    );
-    return fail(deps, row, storedError(reason, false, row.attempts));
-  }
+/**
+ * Runs the handler of a claimed row and says how it ended. Never throws: a missing handler, a
+ * payload that no longer matches its schema, a thrown error, a timeout and an unstorable result
+ * are all outcomes.
+ */
+export async function executeHandler(config: ExecutionConfig, row: ClaimedRow, signal: AbortSignal): Promise<HandlerOutcome> {
+  const type = config.types[row.type];
+  const handler = config.handlers[row.type] as OperationHandler<never> | undefined;
+  if (!type || !handler) return failNow(row, `no ${type ? "handler" : "operation type"} registered for "${row.type}"`);
   const payload = type.payload.safeParse(row.payload);
-  if (!payload.success) {
-    const reason = new NonRetryableError(`stored payload no longer matches the "${row.type}" schema`);
-    return fail(deps, row, storedError(reason, false, row.attempts));
-  }
+  if (!payload.success) return failNow(row, `stored payload no longer matches the "${row.type}" schema`);
 
   let result: unknown;
   try {
-    result = await handler(payload.data as never, {
-      operationId: row.id,
-      batchId: row.batchId,
-      tenantId: row.tenantId,
-      type: row.type,
-      attempt: row.attempts,
-      maxAttempts: row.maxAttempts,
+    result = await withTimeout(
+      async (handlerSignal) =>
+        handler(payload.data as never, {
+          operationId: row.id,
+          batchId: row.batchId,
+          tenantId: row.tenantId,
+          type: row.type,
+          attempt: row.attempts,
+          maxAttempts: row.maxAttempts,
+          signal: handlerSignal,
+        }),
       signal,
-    });
-  } catch (error) {
-    const retryable = !(error instanceof NonRetryableError) && row.attempts < row.maxAttempts;
-    if (!retryable) return fail(deps, row, storedError(error, false, row.attempts));
-    const delayMs = backoffDelayMs(row.attempts, deps.retryBackoff);
-    const held = await scheduleRetry(
-      deps.db,
-      row.id,
-      deps.workerId,
-      storedError(error, true, row.attempts),
-      delayMs,
+      type.timeoutMs,
     );
-    return { status: held ? "retrying" : "lost", events: [] };
+  } catch (error) {
+    // Stopped by our own shutdown: hand the row back without using its attempt.
+    if (signal.aborted && signal.reason instanceof WorkerShutdown) return { kind: "snoozed", delayMs: 0 };
+    return outcomeOfError(error, row.attempts, row.maxAttempts, type.retryBackoff ?? config.retryBackoff);
   }
-
   const stored = result === undefined ? null : result;
-  const inspection = inspectJson(stored, { maxBytes: deps.maxResultBytes, maxDepth: deps.maxJsonDepth });
-  if (!inspection.ok) {
-    const reason = new NonRetryableError(`handler result cannot be stored: ${inspection.problem.message}`);
-    return fail(deps, row, storedError(reason, false, row.attempts));
+  const inspection = inspectJson(stored, { maxBytes: config.maxResultBytes, maxDepth: config.maxJsonDepth });
+  if (!inspection.ok) return failNow(row, `handler result cannot be stored: ${inspection.problem.message}`);
+  return { kind: "completed", result: stored };
+}
+
+export function toFinish(outcome: HandlerOutcome): Finish {
+  switch (outcome.kind) {
+    case "completed":
+      return { to: "completed", result: outcome.result };
+    case "failed":
+      return { to: "failed", error: outcome.error };
+    case "retry":
+      return { to: "pending", error: outcome.error, delayMs: outcome.delayMs, refundAttempt: false };
+    case "snoozed":
+      return { to: "pending", delayMs: outcome.delayMs, refundAttempt: true };
   }
-  const transition = await completeOperation(deps.db, row.id, deps.workerId, stored, deps.eventDelayMs);
-  return { status: transition.changed ? "completed" : "lost", events: transition.events };
+}
+
+/** Records the outcome; `changed: 0` means the lease was no longer ours and nothing was applied. */
+export function recordOutcome(
+  db: Db,
+  row: ClaimedRow,
+  workerId: string,
+  outcome: HandlerOutcome,
+  eventDelayMs: number,
+): Promise<TransitionRow> {
+  return finishOperation(db, row.id, workerId, toFinish(outcome), eventDelayMs);
 }

@@ -4,6 +4,8 @@ import type { OutboxRow } from "../store/sql";
 export const TOPICS = {
   batchSubmitted: "batch.submitted",
   operationSubmitted: "operation.submitted",
+  batchRetried: "batch.retried",
+  operationRetried: "operation.retried",
   operationCompleted: "operation.completed",
   operationFailed: "operation.failed",
   operationCancelled: "operation.cancelled",

@@ -57,6 +57,11 @@ export class OutboxRelay {
     return this;
   }
 
+  /** Runs the next pass now rather than after the poll interval. */
+  wake(): void {
+    this.loop.wake();
+  }
+
   /** Stops after the pass in progress, if any. */
   stop(): Promise<void> {
     return this.loop.stop();

@@ -4,7 +4,8 @@ import type { Prisma, PrismaClient } from "../generated/prisma/client";
 import type { OperationStatus } from "../domain/status";
 import type { BatchPlan, OperationPlan } from "../submit/plan";
 import * as statements from "./sql";
-import type { ClaimedRow, NewOutboxEvent, OutboxRow, TransitionRow } from "./sql";
+import type { Sql } from "@prisma/client/runtime/client";
+import type { ClaimedRow, Finish, NewOutboxEvent, OutboxRow, Target, TransitionRow } from "./sql";
 import { toBatchView, toOperationView, type BatchView, type OperationView, type StatusCounts } from "./views";
 
 /**
@@ -232,35 +233,84 @@ export async function claimDue(
   return db.$queryRaw<ClaimedRow[]>(statements.claimDue(limit, workerId, leaseMs, types));
 }
 
-async function transition(
-  db: Db,
-  statement: ReturnType<typeof statements.completeOperation>,
-): Promise<TransitionRow> {
+async function runTransition(db: Db, statement: Sql): Promise<TransitionRow> {
   const [row] = await db.$queryRaw<TransitionRow[]>(statement);
-  const events = (row?.events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
-  return { changed: row?.changed ?? 0, events };
+  if (!row) return { changed: 0, rows: [], events: [], cancelRequested: 0 };
+  return { ...row, events: row.events.map((event) => ({ ...event, createdAt: new Date(event.createdAt) })) };
 }
 
-export function completeOperation(
+export function finishOperation(db: Db, id: string, workerId: string, finish: Finish, eventDelayMs: number) {
+  return runTransition(db, statements.finishOperation(id, workerId, finish, eventDelayMs));
+}
+
+export function reapExpiredLeases(db: Db, limit: number, eventDelayMs: number) {
+  return runTransition(db, statements.reapExpiredLeases(limit, eventDelayMs));
+}
+
+export function cancelPending(db: Db, target: Target, eventDelayMs: number) {
+  return runTransition(db, statements.cancelPending(target, eventDelayMs));
+}
+
+export function requeueFinished(db: Db, target: Target, topic: string | null, eventDelayMs: number) {
+  return runTransition(db, statements.requeueFinished(target, topic, eventDelayMs));
+}
+
+export async function requestCancel(db: Db, target: Target): Promise<number> {
+  const [row] = await db.$queryRaw<{ requested: number }[]>(statements.requestCancel(target));
+  return row?.requested ?? 0;
+}
+
+export async function heartbeat(
   db: Db,
-  id: string,
+  ids: readonly string[],
   workerId: string,
-  result: unknown,
+  leaseMs: number,
+): Promise<{ id: string; cancelRequested: boolean }[]> {
+  if (ids.length === 0) return [];
+  return db.$queryRaw(statements.heartbeat(ids, workerId, leaseMs));
+}
+
+export async function lockOperation(tx: TransactionClient, tenantId: string, id: string) {
+  const [row] = await tx.$queryRaw<{ status: OperationStatus; cancelRequested: boolean; batchId: string | null }[]>(
+    statements.lockOperation(tenantId, id),
+  );
+  return row;
+}
+
+export async function lockBatch(tx: TransactionClient, tenantId: string, id: string) {
+  const [row] = await tx.$queryRaw<{ status: OperationStatus; type: string; retryable: number }[]>(
+    statements.lockBatch(tenantId, id),
+  );
+  return row;
+}
+
+export async function reconcileBatches(
+  db: Db,
+  limit: number,
+  minAgeMs: number,
   eventDelayMs: number,
-) {
-  return transition(db, statements.completeOperation(id, workerId, result, eventDelayMs));
+): Promise<{ fixed: number; events: OutboxRow[] }> {
+  const [row] = await db.$queryRaw<{ fixed: number; events: OutboxRow[] }[]>(
+    statements.reconcileBatches(limit, minAgeMs, eventDelayMs),
+  );
+  const events = (row?.events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
+  return { fixed: row?.fixed ?? 0, events };
 }
 
-export function failOperation(db: Db, id: string, workerId: string, error: unknown, eventDelayMs: number) {
-  return transition(db, statements.failOperation(id, workerId, error, eventDelayMs));
+export interface OperationStatsRow {
+  type: string;
+  tenantId: string;
+  claimable: number;
+  scheduled: number;
+  processing: number;
+  oldestClaimableAgeSeconds: number;
 }
 
-export async function scheduleRetry(
-  db: Db,
-  id: string,
-  workerId: string,
-  error: unknown,
-  delayMs: number,
-): Promise<boolean> {
-  return (await db.$executeRaw(statements.scheduleRetry(id, workerId, error, delayMs))) === 1;
+export async function readStats(db: Db) {
+  const [operations, batches, outbox] = await Promise.all([
+    db.$queryRaw<OperationStatsRow[]>(statements.operationStats()),
+    db.$queryRaw<{ type: string; tenantId: string; inFlight: number }[]>(statements.batchStats()),
+    db.$queryRaw<{ tenantId: string; backlog: number; dead: number }[]>(statements.outboxStats()),
+  ]);
+  return { operations, batches, outbox };
 }

@@ -28,7 +28,10 @@ const OUTBOX_COLUMNS =
   raw(`id::text AS "id", tenant_id AS "tenantId", topic, aggregate_id::text AS "aggregateId",
   payload, attempts, created_at AS "createdAt"`);
 
-const TERMINAL_BATCH = raw(`('completed', 'failed', 'cancelled')`);
+const TERMINAL = raw(`('completed', 'failed', 'cancelled')`);
+
+/** The channel cancel requests are notified on (at commit), for workers running those operations. */
+export const CANCEL_CHANNEL = "prisma_operations_cancel";
 
 function milliseconds(ms: number): Sql {
   return sql`make_interval(secs => ${ms / 1000}::double precision)`;
@@ -131,7 +134,7 @@ function claim(picked: Sql, workerId: string, leaseMs: number): Sql {
       SET status = 'processing', locked_by = ${workerId}, locked_until = now() + ${milliseconds(leaseMs)},
           attempts = o.attempts + 1, started_at = COALESCE(o.started_at, now()), updated_at = now()
       FROM picked
-      WHERE o.id = picked.id
+      WHERE o.id = picked.picked_id
       RETURNING ${CLAIMED_COLUMNS}
     ), started AS (
       UPDATE operation_batches b
@@ -148,7 +151,7 @@ function claim(picked: Sql, workerId: string, leaseMs: number): Sql {
 export function claimDue(limit: number, workerId: string, leaseMs: number, types?: readonly string[]): Sql {
   return claim(
     sql`
-      SELECT id FROM operations
+      SELECT id AS picked_id FROM operations
       WHERE status = 'pending' AND run_at <= now() ${types ? sql`AND type = ANY(${types}::text[])` : sql``}
       ORDER BY run_at, id
       LIMIT ${limit}
@@ -162,7 +165,7 @@ export function claimDue(limit: number, workerId: string, leaseMs: number, types
 export function claimOperationsById(ids: readonly string[], workerId: string, leaseMs: number): Sql {
   return claim(
     sql`
-      SELECT id FROM operations
+      SELECT id AS picked_id FROM operations
       WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
       ORDER BY id
       FOR UPDATE SKIP LOCKED`,
@@ -171,23 +174,55 @@ export function claimOperationsById(ids: readonly string[], workerId: string, le
   );
 }
 
+/** Operation columns a `changed` CTE returns, and the counter deltas of entering the new status. */
+const ENTERED = raw(`id, tenant_id, batch_id, type, status, attempts,
+  (status = 'completed')::int AS d_completed, (status = 'failed')::int AS d_failed,
+  (status = 'cancelled')::int AS d_cancelled`);
+
+/** The event topic of a row that ended terminal; none for a row that went back to pending. */
+const TERMINAL_TOPIC = raw(`CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN 'operation.' || status END AS topic`);
+
 /**
- * The shared tail of every statement that moves operations into or out of a terminal state: add
- * the changed rows' deltas to their batches' counters (O(1) per batch, never a sibling scan), let
- * the counters decide the batch's status, and write the outbox events — the operation's own, and
- * the batch's when this change finished it. `changed` must be a CTE returning id, tenant_id,
- * batch_id, type, status, attempts, d_completed, d_failed, d_cancelled.
+ * The shared tail of every statement that moves operations into or out of a terminal state.
+ * `changed` is a CTE of the moved rows with ENTERED's columns and a `topic` (null: no event).
  *
- * The status rule (kept in step with domain/outcome.ts; a test compares them):
- * terminal exactly when completed + failed + cancelled = child_count; then failed if any failed,
- * else cancelled if any cancelled, else completed. A terminal batch whose counters go back down
- * (a retry) is processing again.
+ * - fail_fast: a row that failed cancels its batch's pending siblings and asks its running ones
+ *   to stop (their workers hear it on CANCEL_CHANNEL at commit);
+ * - every batch's counters move by the sum of its rows' deltas — O(1) per batch, never a scan of
+ *   the siblings — and the counters decide its status: terminal exactly when
+ *   completed + failed + cancelled = child_count; then failed if any failed, else cancelled if any
+ *   was cancelled, else completed (domain/status.ts has the same rule; a test holds them
+ *   together). A terminal batch whose counters go back down (a retry) is processing again;
+ * - the outbox gets each row's event, and `batch.<status>` for a batch this change finished.
  */
 function aggregateAndRecord(eventDelayMs: number): Sql {
+  const availableAt = sql`now() + ${milliseconds(eventDelayMs)}`;
   return sql`
-    deltas AS (
-      SELECT batch_id, sum(d_completed)::int AS dc, sum(d_failed)::int AS df, sum(d_cancelled)::int AS dx
-      FROM changed WHERE batch_id IS NOT NULL GROUP BY batch_id
+    cascaded AS (
+      UPDATE operations s
+      SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), updated_at = now(),
+          error = jsonb_build_object('name', 'Cancelled', 'message', 'cancelled by fail_fast: a sibling failed',
+            'retryable', false, 'attempt', s.attempts)
+      FROM changed c JOIN operation_batches b ON b.id = c.batch_id
+      WHERE c.status = 'failed' AND b.failure_policy = 'fail_fast'
+        AND s.batch_id = c.batch_id AND s.status = 'pending' AND s.id NOT IN (SELECT id FROM changed)
+      RETURNING s.id, s.tenant_id, s.batch_id, s.type, s.status, s.attempts
+    ), requested AS (
+      UPDATE operations s
+      SET cancel_requested_at = now(), updated_at = now()
+      FROM changed c JOIN operation_batches b ON b.id = c.batch_id
+      WHERE c.status = 'failed' AND b.failure_policy = 'fail_fast'
+        AND s.batch_id = c.batch_id AND s.status = 'processing' AND s.cancel_requested_at IS NULL
+        AND s.id NOT IN (SELECT id FROM changed)
+      RETURNING s.id
+    ), deltas AS (
+      SELECT batch_id, sum(dc)::int AS dc, sum(df)::int AS df, sum(dx)::int AS dx
+      FROM (
+        SELECT batch_id, d_completed AS dc, d_failed AS df, d_cancelled AS dx FROM changed
+        UNION ALL SELECT batch_id, 0, 0, 1 FROM cascaded
+      ) moved
+      WHERE batch_id IS NOT NULL
+      GROUP BY batch_id
     ), parent AS (
       UPDATE operation_batches b
       SET completed_count = b.completed_count + d.dc,
@@ -198,7 +233,7 @@ function aggregateAndRecord(eventDelayMs: number): Sql {
               (CASE WHEN b.failed_count + d.df > 0 THEN 'failed'
                     WHEN b.cancelled_count + d.dx > 0 THEN 'cancelled'
                     ELSE 'completed' END)::batch_status
-            WHEN b.status IN ${TERMINAL_BATCH} THEN 'processing'::batch_status
+            WHEN b.status IN ${TERMINAL} THEN 'processing'::batch_status
             ELSE b.status END,
           finished_at = CASE
             WHEN b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx = b.child_count
@@ -210,71 +245,266 @@ function aggregateAndRecord(eventDelayMs: number): Sql {
         b.cancelled_count, (d.dc + d.df + d.dx) AS moved
     ), events AS (
       INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, available_at)
-      SELECT c.tenant_id, 'operation.' || c.status, c.id,
-        jsonb_build_object('operationId', c.id, 'batchId', c.batch_id, 'type', c.type, 'status', c.status,
-          'attempts', c.attempts),
-        now() + ${milliseconds(eventDelayMs)}
-      FROM changed c
+      SELECT tenant_id, topic, id, jsonb_build_object('operationId', id, 'batchId', batch_id, 'type', type,
+          'status', status, 'attempts', attempts), ${availableAt}
+      FROM (
+        SELECT id, tenant_id, batch_id, type, status, attempts, topic FROM changed WHERE topic IS NOT NULL
+        UNION ALL SELECT id, tenant_id, batch_id, type, status, attempts, 'operation.cancelled' FROM cascaded
+      ) moved
       UNION ALL
       SELECT p.tenant_id, 'batch.' || p.status, p.id,
         jsonb_build_object('batchId', p.id, 'type', p.type, 'status', p.status, 'childCount', p.child_count,
           'completed', p.completed_count, 'failed', p.failed_count, 'cancelled', p.cancelled_count),
-        now() + ${milliseconds(eventDelayMs)}
+        ${availableAt}
       FROM parent p
-      WHERE p.status IN ${TERMINAL_BATCH} AND p.moved > 0
+      WHERE p.status IN ${TERMINAL} AND p.moved > 0
       RETURNING ${OUTBOX_COLUMNS}
     )`;
 }
 
-/** The result of a fenced transition: how many rows it changed and the events it wrote. */
+/** What a transition statement did: the rows it moved (with their new status) and the events it wrote. */
 export interface TransitionRow {
   changed: number;
+  rows: { id: string; status: string }[];
   events: OutboxRow[];
+  /** Running siblings asked to stop (fail_fast). */
+  cancelRequested: number;
 }
 
 const TRANSITION_RESULT = sql`
   SELECT (SELECT count(*) FROM changed)::int AS "changed",
-         COALESCE((SELECT json_agg(e ORDER BY e.id) FROM events e), '[]'::json) AS "events"`;
+         COALESCE((SELECT json_agg(json_build_object('id', id, 'status', status)) FROM changed), '[]'::json) AS "rows",
+         COALESCE((SELECT json_agg(e ORDER BY e.id) FROM events e), '[]'::json) AS "events",
+         (SELECT count(pg_notify(${CANCEL_CHANNEL}, r.id::text)) FROM requested r)::int AS "cancelRequested"`;
 
-const LEASE_HELD = (id: string, workerId: string) =>
-  sql`id = ${id}::uuid AND locked_by = ${workerId} AND status = 'processing'`;
+function transition(changed: Sql, eventDelayMs: number): Sql {
+  return sql`WITH changed AS (${changed}), ${aggregateAndRecord(eventDelayMs)} ${TRANSITION_RESULT}`;
+}
+
+/** How a worker ends its hold on an operation. */
+export type Finish =
+  | { to: "completed"; result: unknown }
+  | { to: "failed"; error: unknown }
+  /** Back to pending after `delayMs`: a retry (`error` set, attempt kept) or a snooze/hand-back (attempt refunded). */
+  | { to: "pending"; error?: unknown; delayMs: number; refundAttempt: boolean };
 
 /**
- * processing → completed, only while `workerId` still holds the lease; aggregates the batch and
- * writes the events in the same statement.
+ * Ends `workerId`'s hold on an operation — only while it still holds the lease (fencing: a worker
+ * whose lease expired and was taken over changes nothing). A cancel asked for meanwhile wins:
+ * the row ends cancelled whatever the handler did.
  */
-export function completeOperation(id: string, workerId: string, result: unknown, eventDelayMs: number): Sql {
-  return sql`
-    WITH changed AS (
+export function finishOperation(id: string, workerId: string, finish: Finish, eventDelayMs: number): Sql {
+  const target = sql`${finish.to}::operation_status`;
+  const terminal = finish.to !== "pending";
+  const result = finish.to === "completed" ? sql`${JSON.stringify(finish.result ?? null)}::jsonb` : sql`result`;
+  const error =
+    finish.to === "completed"
+      ? sql`NULL`
+      : "error" in finish && finish.error !== undefined
+        ? sql`${JSON.stringify(finish.error)}::jsonb`
+        : sql`error`;
+  const runAt = finish.to === "pending" ? sql`now() + ${milliseconds(finish.delayMs)}` : sql`run_at`;
+  const refund = finish.to === "pending" && finish.refundAttempt ? 1 : 0;
+  return transition(
+    sql`
       UPDATE operations
-      SET status = 'completed', result = ${JSON.stringify(result ?? null)}::jsonb, error = NULL,
-          locked_by = NULL, locked_until = NULL, finished_at = now(), updated_at = now()
-      WHERE ${LEASE_HELD(id, workerId)}
-      RETURNING id, tenant_id, batch_id, type, status, attempts, 1 AS d_completed, 0 AS d_failed, 0 AS d_cancelled
+      SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'::operation_status ELSE ${target} END,
+          result = ${result}, error = ${error}, run_at = ${runAt}, attempts = attempts - ${refund},
+          locked_by = NULL, locked_until = NULL, updated_at = now(),
+          finished_at = CASE WHEN cancel_requested_at IS NOT NULL OR ${terminal} THEN now() END
+      WHERE id = ${id}::uuid AND locked_by = ${workerId} AND status = 'processing'
+      RETURNING ${ENTERED}, ${TERMINAL_TOPIC}`,
+    eventDelayMs,
+  );
+}
+
+/**
+ * Takes back operations whose lease expired (their worker died or stalled): due again at once
+ * with the attempt counted, failed when attempts are exhausted, cancelled when a cancel was asked.
+ */
+export function reapExpiredLeases(limit: number, eventDelayMs: number): Sql {
+  return sql`
+    WITH picked AS (
+      SELECT id AS picked_id FROM operations
+      WHERE status = 'processing' AND locked_until < now()
+      ORDER BY locked_until
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED
+    ), changed AS (
+      UPDATE operations o
+      SET status = (CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                         WHEN o.attempts >= o.max_attempts THEN 'failed'
+                         ELSE 'pending' END)::operation_status,
+          error = jsonb_build_object('name', 'LeaseExpired', 'message', 'the lease of ' || o.locked_by || ' expired',
+            'retryable', o.attempts < o.max_attempts, 'attempt', o.attempts),
+          run_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now(),
+          finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR o.attempts >= o.max_attempts THEN now() END
+      FROM picked
+      WHERE o.id = picked.picked_id
+      RETURNING ${ENTERED}, ${TERMINAL_TOPIC}
     ), ${aggregateAndRecord(eventDelayMs)}
     ${TRANSITION_RESULT}`;
 }
 
-/** processing → failed for good (attempts exhausted or not retryable), fenced like completion. */
-export function failOperation(id: string, workerId: string, error: unknown, eventDelayMs: number): Sql {
-  return sql`
-    WITH changed AS (
-      UPDATE operations
-      SET status = 'failed', error = ${JSON.stringify(error)}::jsonb,
-          locked_by = NULL, locked_until = NULL, finished_at = now(), updated_at = now()
-      WHERE ${LEASE_HELD(id, workerId)}
-      RETURNING id, tenant_id, batch_id, type, status, attempts, 0 AS d_completed, 1 AS d_failed, 0 AS d_cancelled
-    ), ${aggregateAndRecord(eventDelayMs)}
-    ${TRANSITION_RESULT}`;
-}
-
-/** processing → pending, due again after `delayMs` (a retry; the attempt stays counted). Fenced. */
-export function scheduleRetry(id: string, workerId: string, error: unknown, delayMs: number): Sql {
+/** Extends the leases this worker still holds; says which of them were asked to cancel. */
+export function heartbeat(ids: readonly string[], workerId: string, leaseMs: number): Sql {
   return sql`
     UPDATE operations
-    SET status = 'pending', error = ${JSON.stringify(error)}::jsonb, run_at = now() + ${milliseconds(delayMs)},
-        locked_by = NULL, locked_until = NULL, updated_at = now()
-    WHERE ${LEASE_HELD(id, workerId)}`;
+    SET locked_until = now() + ${milliseconds(leaseMs)}
+    WHERE id = ANY(${ids}::uuid[]) AND locked_by = ${workerId} AND status = 'processing'
+    RETURNING id::text AS "id", cancel_requested_at IS NOT NULL AS "cancelRequested"`;
+}
+
+/** A tenant's operation, or a tenant's batch's children: the rows a cancel or retry acts on. */
+export type Target = { operationId: string; tenantId: string } | { batchId: string; tenantId: string };
+
+function targetRows(target: Target): Sql {
+  return "operationId" in target
+    ? sql`id = ${target.operationId}::uuid AND tenant_id = ${target.tenantId}`
+    : sql`batch_id = ${target.batchId}::uuid AND tenant_id = ${target.tenantId}`;
+}
+
+/** pending → cancelled, at once, for the target's pending rows. */
+export function cancelPending(target: Target, eventDelayMs: number): Sql {
+  return transition(
+    sql`
+      UPDATE operations
+      SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), updated_at = now(),
+          error = jsonb_build_object('name', 'Cancelled', 'message', 'cancelled on request', 'retryable', false,
+            'attempt', attempts)
+      WHERE ${targetRows(target)} AND status = 'pending'
+      RETURNING ${ENTERED}, 'operation.cancelled'::text AS topic`,
+    eventDelayMs,
+  );
+}
+
+/** Asks the target's running rows to stop: their handlers' AbortSignals fire when the workers hear it. */
+export function requestCancel(target: Target): Sql {
+  return sql`
+    WITH requested AS (
+      UPDATE operations SET cancel_requested_at = now(), updated_at = now()
+      WHERE ${targetRows(target)} AND status = 'processing' AND cancel_requested_at IS NULL
+      RETURNING id
+    )
+    SELECT count(pg_notify(${CANCEL_CHANNEL}, id::text))::int AS "requested" FROM requested`;
+}
+
+/**
+ * failed | cancelled → pending with fresh attempts, for the target's failed and cancelled rows;
+ * their batches' counters go back down and a finished batch is processing again. `topic` names
+ * the event each row gets (none for a batch retry, which writes one `batch.retried` instead).
+ */
+export function requeueFinished(target: Target, topic: string | null, eventDelayMs: number): Sql {
+  return transition(
+    sql`
+      UPDATE operations o
+      SET status = 'pending', attempts = 0, run_at = now(), result = NULL, error = NULL,
+          cancel_requested_at = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
+      FROM (SELECT id AS old_id, status AS old_status FROM operations
+            WHERE ${targetRows(target)} AND status IN ('failed', 'cancelled')) old
+      WHERE o.id = old.old_id
+      RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts, 0 AS d_completed,
+        -(old.old_status = 'failed')::int AS d_failed, -(old.old_status = 'cancelled')::int AS d_cancelled,
+        ${topic}::text AS topic`,
+    eventDelayMs,
+  );
+}
+
+/** Locks a tenant's operation for a cancel or retry decision and says its state. */
+export function lockOperation(tenantId: string, id: string): Sql {
+  return sql`
+    SELECT status::text AS "status", cancel_requested_at IS NOT NULL AS "cancelRequested", batch_id::text AS "batchId"
+    FROM operations WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
+}
+
+/** Locks a tenant's batch for a cancel or retry decision and says its state. */
+export function lockBatch(tenantId: string, id: string): Sql {
+  return sql`
+    SELECT status::text AS "status", type, failed_count + cancelled_count AS "retryable"
+    FROM operation_batches WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
+}
+
+/**
+ * Repairs batches still in flight although none of their children is (possible only through rows
+ * changed outside this module, e.g. children deleted): counters are recounted from the children,
+ * a missing child counts as failed, and the batch gets its terminal status and event. Batches
+ * touched in the last `minAgeMs` are left alone; they are moving.
+ */
+export function reconcileBatches(limit: number, minAgeMs: number, eventDelayMs: number): Sql {
+  const availableAt = sql`now() + ${milliseconds(eventDelayMs)}`;
+  return sql`
+    WITH candidates AS (
+      SELECT b.id FROM operation_batches b
+      WHERE b.status IN ('pending', 'processing') AND b.updated_at < now() - ${milliseconds(minAgeMs)}
+        AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.batch_id = b.id AND o.status IN ('pending', 'processing'))
+      ORDER BY b.updated_at
+      LIMIT ${limit}
+      FOR UPDATE OF b SKIP LOCKED
+    ), actual AS (
+      SELECT c.id, count(o.id)::int AS present,
+             count(o.id) FILTER (WHERE o.status = 'completed')::int AS completed,
+             count(o.id) FILTER (WHERE o.status = 'cancelled')::int AS cancelled
+      FROM candidates c LEFT JOIN operations o ON o.batch_id = c.id
+      GROUP BY c.id
+    ), fixed AS (
+      UPDATE operation_batches b
+      SET completed_count = a.completed, cancelled_count = a.cancelled,
+          failed_count = b.child_count - a.completed - a.cancelled,
+          status = (CASE WHEN b.child_count - a.completed - a.cancelled > 0 THEN 'failed'
+                         WHEN a.cancelled > 0 THEN 'cancelled' ELSE 'completed' END)::batch_status,
+          error = CASE WHEN a.present < b.child_count
+                       THEN jsonb_build_object('name', 'MissingChildren', 'message',
+                         (b.child_count - a.present) || ' of ' || b.child_count || ' children are missing')
+                       ELSE b.error END,
+          finished_at = now(), updated_at = now()
+      FROM actual a
+      WHERE b.id = a.id
+      RETURNING b.id, b.tenant_id, b.type, b.status, b.child_count, b.completed_count, b.failed_count, b.cancelled_count
+    ), events AS (
+      INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, available_at)
+      SELECT f.tenant_id, 'batch.' || f.status, f.id,
+        jsonb_build_object('batchId', f.id, 'type', f.type, 'status', f.status, 'childCount', f.child_count,
+          'completed', f.completed_count, 'failed', f.failed_count, 'cancelled', f.cancelled_count,
+          'reconciled', true),
+        ${availableAt}
+      FROM fixed f
+      RETURNING ${OUTBOX_COLUMNS}
+    )
+    SELECT (SELECT count(*) FROM fixed)::int AS "fixed",
+           COALESCE((SELECT json_agg(e ORDER BY e.id) FROM events e), '[]'::json) AS "events"`;
+}
+
+/** Work waiting and running, per type and tenant — operations only, never a batch. */
+export function operationStats(): Sql {
+  return sql`
+    SELECT type, tenant_id AS "tenantId",
+           count(*) FILTER (WHERE status = 'pending' AND run_at <= now())::int AS "claimable",
+           count(*) FILTER (WHERE status = 'pending' AND run_at > now())::int AS "scheduled",
+           count(*) FILTER (WHERE status = 'processing')::int AS "processing",
+           COALESCE(extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now())), 0)::float8
+             AS "oldestClaimableAgeSeconds"
+    FROM operations
+    WHERE status IN ('pending', 'processing')
+    GROUP BY type, tenant_id`;
+}
+
+/** Batches not yet terminal, per type and tenant. */
+export function batchStats(): Sql {
+  return sql`
+    SELECT type, tenant_id AS "tenantId", count(*)::int AS "inFlight"
+    FROM operation_batches WHERE status IN ('pending', 'processing')
+    GROUP BY type, tenant_id`;
+}
+
+/** Undelivered and dead outbox events, per tenant. */
+export function outboxStats(): Sql {
+  return sql`
+    SELECT tenant_id AS "tenantId",
+           count(*) FILTER (WHERE dead_at IS NULL)::int AS "backlog",
+           count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS "dead"
+    FROM operation_outbox
+    WHERE dispatched_at IS NULL
+    GROUP BY tenant_id`;
 }
 
 /** Wakes listening workers after a commit (the `worker` task backend). */

@@ -1,7 +1,7 @@
 // The batch status the SQL computes from its counters is the rule of domain/status.ts, for every
 // sequence of child outcomes of small batches; transitions are fenced by the lease.
 import { batchOutcome, createOperations, silentLogger } from "../../src";
-import { claimDue, completeOperation, failOperation } from "../../src/store/repository";
+import { claimDue, finishOperation, requestCancel, type Db } from "../../src/store/repository";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, types } from "../support/fixtures";
 
@@ -13,15 +13,19 @@ beforeAll(async () => {
 afterAll(() => db.close());
 beforeEach(() => truncateAll(db.pool));
 
-type Outcome = "completed" | "failed";
+type Outcome = "completed" | "failed" | "cancelled";
 
 function sequences(length: number): Outcome[][] {
   if (length === 0) return [[]];
-  return sequences(length - 1).flatMap((rest) => [
-    ["completed", ...rest] as Outcome[],
-    ["failed", ...rest] as Outcome[],
-  ]);
+  return sequences(length - 1).flatMap((rest) =>
+    (["completed", "failed", "cancelled"] as const).map((first) => [first, ...rest]),
+  );
 }
+
+const completeOperation = (db: Db, id: string, workerId: string, result: unknown, delay: number) =>
+  finishOperation(db, id, workerId, { to: "completed", result }, delay);
+const failOperation = (db: Db, id: string, workerId: string, error: unknown, delay: number) =>
+  finishOperation(db, id, workerId, { to: "failed", error }, delay);
 
 async function batchRow(id: string) {
   const { rows } = await db.pool.query(
@@ -50,10 +54,13 @@ describe("aggregation", () => {
     const batchEvents: string[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const row = claimed[i]!;
+      // A cancel asked for while it runs wins over whatever the handler returns.
+      if (outcome === "cancelled") await requestCancel(db.prisma, { operationId: row.id, tenantId: "t" });
       const transition =
-        outcome === "completed"
-          ? await completeOperation(db.prisma, row.id, "worker", { ok: true }, 0)
-          : await failOperation(db.prisma, row.id, "worker", { message: "no" }, 0);
+        outcome === "failed"
+          ? await failOperation(db.prisma, row.id, "worker", { message: "no" }, 0)
+          : await completeOperation(db.prisma, row.id, "worker", { ok: true }, 0);
+      expect(transition.rows).toEqual([{ id: row.id, status: outcome }]);
       expect(transition.changed).toBe(1);
       batchEvents.push(...transition.events.filter((e) => e.topic.startsWith("batch.")).map((e) => e.topic));
 
@@ -68,15 +75,21 @@ describe("aggregation", () => {
       expect(stored.status).toBe(expected);
       expect(stored.finished_at !== null).toBe(i === outcomes.length - 1);
     }
-    const final = outcomes.includes("failed") ? "failed" : "completed";
+    const final = outcomes.includes("failed") ? "failed" : outcomes.includes("cancelled") ? "cancelled" : "completed";
     expect(batchEvents).toEqual([`batch.${final}`]);
     const { rows: real } = await db.pool.query(
-      `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed, count(*) FILTER (WHERE status = 'failed')::int AS failed
+      `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
+              count(*) FILTER (WHERE status = 'failed')::int AS failed,
+              count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled
        FROM operations WHERE batch_id = $1`,
       [batch.id],
     );
     const stored = await batchRow(batch.id);
-    expect(real[0]).toEqual({ completed: stored.completed_count, failed: stored.failed_count });
+    expect(real[0]).toEqual({
+      completed: stored.completed_count,
+      failed: stored.failed_count,
+      cancelled: stored.cancelled_count,
+    });
   });
 
   it("writes the last child's transition, the counters and both events in one transaction", async () => {
@@ -108,9 +121,9 @@ describe("aggregation", () => {
     });
     const [row] = await claimDue(db.prisma, 1, "worker-a", 60_000);
     const late = await completeOperation(db.prisma, row!.id, "worker-b", { stolen: true }, 0);
-    expect(late).toEqual({ changed: 0, events: [] });
+    expect(late).toEqual({ changed: 0, rows: [], events: [], cancelRequested: 0 });
     const again = await failOperation(db.prisma, row!.id, "worker-b", { message: "x" }, 0);
-    expect(again).toEqual({ changed: 0, events: [] });
+    expect(again).toEqual({ changed: 0, rows: [], events: [], cancelRequested: 0 });
     expect((await batchRow(batch.id)).completed_count).toBe(0);
     expect((await ops.getOperation("t", row!.id)).status).toBe("processing");
     const { rows } = await db.pool.query(

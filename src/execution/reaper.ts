@@ -1,0 +1,71 @@
+// Repairs what crashes leave behind, continuously and safely on every node at once: operations
+// whose lease expired (their worker died) and batches that are not terminal although none of
+// their children can move any more. Outbox rows need no reaping: a relay that dies leaves its
+// claims to expire, and any relay takes them back (see OutboxRelay).
+import { errorMessage } from "../errors";
+import type { Logger } from "../logger";
+import { Loop } from "../loop";
+import { notify, reapExpiredLeases, reconcileBatches, type Db } from "../store/repository";
+import type { OutboxRow } from "../store/sql";
+import { WAKE_CHANNEL } from "./backends";
+
+export interface ReaperOptions {
+  /** Pause between passes. Default 5,000 ms. */
+  intervalMs: number;
+  /** Rows handled per statement. Default 100. */
+  batchSize: number;
+  /** A batch must have been still this long before it is reconciled. Default 60 s. */
+  reconcileAfterMs: number;
+}
+
+export const DEFAULT_REAPER_OPTIONS: ReaperOptions = { intervalMs: 5_000, batchSize: 100, reconcileAfterMs: 60_000 };
+
+export interface ReaperPass {
+  /** Expired leases taken back: due again, failed (attempts exhausted) or cancelled. */
+  reaped: number;
+  /** Batches given the terminal status their children imply. */
+  reconciled: number;
+}
+
+export class Reaper {
+  private readonly loop: Loop;
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: ReaperOptions,
+    private readonly logger: Logger,
+    private readonly onEvents: (events: OutboxRow[]) => void,
+  ) {
+    this.loop = new Loop(async () => {
+      try {
+        const pass = await this.runOnce();
+        return pass.reaped + pass.reconciled > 0 ? 0 : this.options.intervalMs;
+      } catch (error) {
+        this.logger.error("reaper pass failed", { error: errorMessage(error) });
+        return this.options.intervalMs;
+      }
+    });
+  }
+
+  async runOnce(): Promise<ReaperPass> {
+    const reaped = await reapExpiredLeases(this.db, this.options.batchSize, 0);
+    if (reaped.changed > 0) {
+      this.logger.warn("took back operations whose lease expired", { count: reaped.changed });
+      if (reaped.rows.some((row) => row.status === "pending")) await notify(this.db, WAKE_CHANNEL, "");
+    }
+    const reconciled = await reconcileBatches(this.db, this.options.batchSize, this.options.reconcileAfterMs, 0);
+    if (reconciled.fixed > 0) this.logger.warn("reconciled batches whose children were all terminal", { count: reconciled.fixed });
+    const events = [...reaped.events, ...reconciled.events];
+    if (events.length) this.onEvents(events);
+    return { reaped: reaped.changed, reconciled: reconciled.fixed };
+  }
+
+  start(): this {
+    this.loop.start();
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+}
