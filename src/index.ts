@@ -12,6 +12,7 @@ export type {
   SubmitOperationResult,
   SubmitOptions,
   TaskBackendOption,
+  CancelResult,
 } from "./service";
 
 export { defineOperationType, DEFAULT_MAX_ATTEMPTS, InvalidOperationTypeError } from "./operation-types";
@@ -38,9 +39,24 @@ export {
 } from "./errors";
 export type { InputIssue } from "./errors";
 
-export { NonRetryableError } from "./execution/handlers";
+export {
+  HandlerTimeoutError,
+  LeaseLost,
+  NonRetryableError,
+  OperationCancelled,
+  Snooze,
+  snooze,
+  WorkerShutdown,
+} from "./execution/handlers";
 export type { HandlerContext, Handlers, OperationHandler } from "./execution/handlers";
 export { WAKE_CHANNEL } from "./execution/backends";
+export { CANCEL_CHANNEL } from "./store/sql";
+export { Worker } from "./execution/worker";
+export type { WorkerOptions, WorkerStats } from "./execution/worker";
+export { DEFAULT_REAPER_OPTIONS, Reaper } from "./execution/reaper";
+export type { ReaperOptions, ReaperPass } from "./execution/reaper";
+export type { QueueStats, QueueStatsRow } from "./metrics";
+export type { StoredError } from "./domain/retry";
 
 export { TOPICS } from "./outbox/events";
 export type { DeliveredEvent, EventSubscriber, Topic } from "./outbox/events";

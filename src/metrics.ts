@@ -38,15 +38,26 @@ export async function readQueueStats(db: Db): Promise<QueueStats> {
     const key = JSON.stringify([type, tenantId]);
     let row = rows.get(key);
     if (!row) {
-      row = { type, tenantId, claimable: 0, scheduled: 0, processing: 0, oldestClaimableAgeSeconds: 0, batchesInFlight: 0 };
+      row = {
+        type,
+        tenantId,
+        claimable: 0,
+        scheduled: 0,
+        processing: 0,
+        oldestClaimableAgeSeconds: 0,
+        batchesInFlight: 0,
+      };
       rows.set(key, row);
     }
     return row;
   };
   for (const op of stats.operations) Object.assign(rowFor(op.type, op.tenantId), op);
   for (const batch of stats.batches) rowFor(batch.type, batch.tenantId).batchesInFlight = batch.inFlight;
-  const operations = [...rows.values()].sort((a, b) => a.type.localeCompare(b.type) || a.tenantId.localeCompare(b.tenantId));
-  const sum = (pick: (row: QueueStatsRow) => number) => operations.reduce((total, row) => total + pick(row), 0);
+  const operations = [...rows.values()].sort(
+    (a, b) => a.type.localeCompare(b.type) || a.tenantId.localeCompare(b.tenantId),
+  );
+  const sum = (pick: (row: QueueStatsRow) => number) =>
+    operations.reduce((total, row) => total + pick(row), 0);
   return {
     operations,
     outbox: stats.outbox,
@@ -67,15 +78,27 @@ export async function prometheusText(stats: QueueStats): Promise<string> {
   const gauge = (name: string, help: string, labelNames: string[]) =>
     new Gauge({ name: `prisma_operations_${name}`, help, labelNames, registers: [registry] });
   const perType = [
-    ["claimable", "Operations pending and due: a worker could take them now.", (r: QueueStatsRow) => r.claimable],
-    ["scheduled", "Operations pending until their run_at (scheduled or backing off).", (r: QueueStatsRow) => r.scheduled],
+    [
+      "claimable",
+      "Operations pending and due: a worker could take them now.",
+      (r: QueueStatsRow) => r.claimable,
+    ],
+    [
+      "scheduled",
+      "Operations pending until their run_at (scheduled or backing off).",
+      (r: QueueStatsRow) => r.scheduled,
+    ],
     ["processing", "Operations running under a lease.", (r: QueueStatsRow) => r.processing],
     [
       "oldest_claimable_age_seconds",
       "Seconds since the oldest claimable operation became due.",
       (r: QueueStatsRow) => r.oldestClaimableAgeSeconds,
     ],
-    ["batches_in_flight", "Batches not yet terminal (parents; never counted as work).", (r: QueueStatsRow) => r.batchesInFlight],
+    [
+      "batches_in_flight",
+      "Batches not yet terminal (parents; never counted as work).",
+      (r: QueueStatsRow) => r.batchesInFlight,
+    ],
   ] as const;
   for (const [name, help, pick] of perType) {
     const metric = gauge(name, help, ["type", "tenant"]);

@@ -424,7 +424,8 @@ export class OperationsService<T extends OperationTypes> {
     const id = parseId(batchId, ["batchId"]);
     const target = { batchId: id, tenantId: tenant };
     const before = await this.getBatch(tenant, id);
-    if (isTerminal(before.status)) throw new ConflictError(`batch ${id} is already ${before.status}`, "batch_finished");
+    if (isTerminal(before.status))
+      throw new ConflictError(`batch ${id} is already ${before.status}`, "batch_finished");
     // Running children first, then pending ones: the same order workers lock rows in (child, then batch).
     const events = await this.retryingDeadlocks(() =>
       this.prisma.$transaction(async (tx) => {
@@ -448,7 +449,10 @@ export class OperationsService<T extends OperationTypes> {
         const row = await repo.lockOperation(tx, tenant, id);
         if (!row) throw new NotFoundError("operation", id);
         if (row.status !== "failed" && row.status !== "cancelled") {
-          throw new ConflictError(`operation ${id} is ${row.status}; only failed or cancelled ones can be retried`, "not_retryable");
+          throw new ConflictError(
+            `operation ${id} is ${row.status}; only failed or cancelled ones can be retried`,
+            "not_retryable",
+          );
         }
         const transition = await repo.requeueFinished(
           tx,
@@ -494,7 +498,8 @@ export class OperationsService<T extends OperationTypes> {
         return [...transition.events, ...retried];
       }),
     );
-    if (events.length === 0) throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
+    if (events.length === 0)
+      throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
     await this.dispatchAfterCommit(events);
     return this.getBatch(tenant, id);
   }
@@ -521,7 +526,8 @@ export class OperationsService<T extends OperationTypes> {
     },
   ): Worker {
     const relay = options.relay === false ? undefined : this.createRelay(options.relay);
-    const reaper = options.reaper === false ? undefined : this.createReaper(options.reaper, () => relay?.wake());
+    const reaper =
+      options.reaper === false ? undefined : this.createReaper(options.reaper, () => relay?.wake());
     return new Worker(
       {
         db: this.prisma,
@@ -535,7 +541,10 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   /** A reaper: expired leases and stuck batches, continuously; safe to run on every node. */
-  createReaper(options: Partial<ReaperOptions> = {}, onEvents: (events: OutboxRow[]) => void = () => undefined): Reaper {
+  createReaper(
+    options: Partial<ReaperOptions> = {},
+    onEvents: (events: OutboxRow[]) => void = () => undefined,
+  ): Reaper {
     return new Reaper(this.prisma, { ...DEFAULT_REAPER_OPTIONS, ...options }, this.logger, onEvents);
   }
 

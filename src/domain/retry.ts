@@ -20,7 +20,8 @@ export class Snooze extends Error {
 
 /** `throw snooze(30_000)`: try again in 30 s; the attempt does not count. */
 export function snooze(delayMs: number): Snooze {
-  if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`snooze delay must be >= 0 ms, got ${delayMs}`);
+  if (!Number.isFinite(delayMs) || delayMs < 0)
+    throw new RangeError(`snooze delay must be >= 0 ms, got ${delayMs}`);
   return new Snooze(delayMs);
 }
 
@@ -71,5 +72,9 @@ export function outcomeOfError(
   if (error instanceof NonRetryableError || attempt >= maxAttempts) {
     return { kind: "failed", error: storedError(error, false, attempt) };
   }
-  return { kind: "retry", error: storedError(error, true, attempt), delayMs: backoffDelayMs(attempt, backoff, random) };
+  return {
+    kind: "retry",
+    error: storedError(error, true, attempt),
+    delayMs: backoffDelayMs(attempt, backoff, random),
+  };
 }

@@ -45,12 +45,15 @@ export class Listener {
 
   private async connect(): Promise<void> {
     const client = new Client({ ...this.options.config, application_name: "prisma-operations-listener" });
-    client.on("notification", (message) => this.options.onNotification(message.channel, message.payload ?? ""));
+    client.on("notification", (message) =>
+      this.options.onNotification(message.channel, message.payload ?? ""),
+    );
     client.on("error", (error) => this.lost(client, error));
     client.on("end", () => this.lost(client, new Error("connection ended")));
     try {
       await client.connect();
-      for (const channel of this.options.channels) await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+      for (const channel of this.options.channels)
+        await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
     } catch (error) {
       this.lost(client, error);
       return;

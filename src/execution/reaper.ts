@@ -18,7 +18,11 @@ export interface ReaperOptions {
   reconcileAfterMs: number;
 }
 
-export const DEFAULT_REAPER_OPTIONS: ReaperOptions = { intervalMs: 5_000, batchSize: 100, reconcileAfterMs: 60_000 };
+export const DEFAULT_REAPER_OPTIONS: ReaperOptions = {
+  intervalMs: 5_000,
+  batchSize: 100,
+  reconcileAfterMs: 60_000,
+};
 
 export interface ReaperPass {
   /** Expired leases taken back: due again, failed (attempts exhausted) or cancelled. */
@@ -53,8 +57,14 @@ export class Reaper {
       this.logger.warn("took back operations whose lease expired", { count: reaped.changed });
       if (reaped.rows.some((row) => row.status === "pending")) await notify(this.db, WAKE_CHANNEL, "");
     }
-    const reconciled = await reconcileBatches(this.db, this.options.batchSize, this.options.reconcileAfterMs, 0);
-    if (reconciled.fixed > 0) this.logger.warn("reconciled batches whose children were all terminal", { count: reconciled.fixed });
+    const reconciled = await reconcileBatches(
+      this.db,
+      this.options.batchSize,
+      this.options.reconcileAfterMs,
+      0,
+    );
+    if (reconciled.fixed > 0)
+      this.logger.warn("reconciled batches whose children were all terminal", { count: reconciled.fixed });
     const events = [...reaped.events, ...reconciled.events];
     if (events.length) this.onEvents(events);
     return { reaped: reaped.changed, reconciled: reconciled.fixed };

@@ -28,7 +28,11 @@ function failNow(row: ClaimedRow, message: string): HandlerOutcome {
 }
 
 /** Resolves with the handler's result, or rejects with HandlerTimeoutError after `timeoutMs`. */
-function withTimeout<R>(run: (signal: AbortSignal) => Promise<R>, outer: AbortSignal, timeoutMs?: number): Promise<R> {
+function withTimeout<R>(
+  run: (signal: AbortSignal) => Promise<R>,
+  outer: AbortSignal,
+  timeoutMs?: number,
+): Promise<R> {
   if (!timeoutMs) return run(outer);
   const controller = new AbortController();
   const forward = () => controller.abort(outer.reason);
@@ -52,10 +56,15 @@ function withTimeout<R>(run: (signal: AbortSignal) => Promise<R>, outer: AbortSi
  * payload that no longer matches its schema, a thrown error, a timeout and an unstorable result
  * are all outcomes.
  */
-export async function executeHandler(config: ExecutionConfig, row: ClaimedRow, signal: AbortSignal): Promise<HandlerOutcome> {
+export async function executeHandler(
+  config: ExecutionConfig,
+  row: ClaimedRow,
+  signal: AbortSignal,
+): Promise<HandlerOutcome> {
   const type = config.types[row.type];
   const handler = config.handlers[row.type] as OperationHandler<never> | undefined;
-  if (!type || !handler) return failNow(row, `no ${type ? "handler" : "operation type"} registered for "${row.type}"`);
+  if (!type || !handler)
+    return failNow(row, `no ${type ? "handler" : "operation type"} registered for "${row.type}"`);
   const payload = type.payload.safeParse(row.payload);
   if (!payload.success) return failNow(row, `stored payload no longer matches the "${row.type}" schema`);
 

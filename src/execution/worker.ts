@@ -71,7 +71,15 @@ const RECORD_RETRY_MAX_DELAY_MS = 2_000;
 
 export class Worker {
   readonly id: string;
-  readonly stats: WorkerStats = { claimed: 0, completed: 0, failed: 0, retried: 0, snoozed: 0, cancelled: 0, rejected: 0 };
+  readonly stats: WorkerStats = {
+    claimed: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    snoozed: 0,
+    cancelled: 0,
+    rejected: 0,
+  };
   private readonly concurrency: number;
   private readonly batchSize: number;
   private readonly prefetch: number;
@@ -185,7 +193,9 @@ export class Worker {
     try {
       rows = await claimDue(this.deps.db, want, this.id, this.leaseMs, this.types);
     } catch (error) {
-      this.deps.logger.error("claim failed; retrying after the poll interval", { error: errorMessage(error) });
+      this.deps.logger.error("claim failed; retrying after the poll interval", {
+        error: errorMessage(error),
+      });
       return this.pollIntervalMs;
     }
     this.stats.claimed += rows.length;
@@ -232,13 +242,18 @@ export class Worker {
         transition = await recordOutcome(this.deps.db, row, this.id, outcome, 0);
       } catch (error) {
         if (Date.now() >= deadline) {
-          this.deps.logger.error("could not record an outcome before the lease ran out; the reaper takes the row back", {
-            operationId: row.id,
-            error: errorMessage(error),
-          });
+          this.deps.logger.error(
+            "could not record an outcome before the lease ran out; the reaper takes the row back",
+            {
+              operationId: row.id,
+              error: errorMessage(error),
+            },
+          );
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, RECORD_RETRY_MAX_DELAY_MS)));
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(50 * 2 ** attempt, RECORD_RETRY_MAX_DELAY_MS)),
+        );
         continue;
       }
       this.count(row, outcome.kind, transition);
@@ -277,7 +292,8 @@ export class Worker {
       return;
     }
     const aliveIds = new Set(alive.map((row) => row.id));
-    for (const row of alive) if (row.cancelRequested) this.held.get(row.id)?.controller.abort(new OperationCancelled());
+    for (const row of alive)
+      if (row.cancelRequested) this.held.get(row.id)?.controller.abort(new OperationCancelled());
     for (const id of ids) {
       const held = this.held.get(id);
       // Not extended and still held: the lease is gone (expired and reaped, or taken over).

@@ -271,9 +271,9 @@ export async function heartbeat(
 }
 
 export async function lockOperation(tx: TransactionClient, tenantId: string, id: string) {
-  const [row] = await tx.$queryRaw<{ status: OperationStatus; cancelRequested: boolean; batchId: string | null }[]>(
-    statements.lockOperation(tenantId, id),
-  );
+  const [row] = await tx.$queryRaw<
+    { status: OperationStatus; cancelRequested: boolean; batchId: string | null }[]
+  >(statements.lockOperation(tenantId, id));
   return row;
 }
 

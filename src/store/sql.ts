@@ -180,7 +180,9 @@ const ENTERED = raw(`id, tenant_id, batch_id, type, status, attempts,
   (status = 'cancelled')::int AS d_cancelled`);
 
 /** The event topic of a row that ended terminal; none for a row that went back to pending. */
-const TERMINAL_TOPIC = raw(`CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN 'operation.' || status END AS topic`);
+const TERMINAL_TOPIC = raw(
+  `CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN 'operation.' || status END AS topic`,
+);
 
 /**
  * The shared tail of every statement that moves operations into or out of a terminal state.
@@ -296,7 +298,8 @@ export type Finish =
 export function finishOperation(id: string, workerId: string, finish: Finish, eventDelayMs: number): Sql {
   const target = sql`${finish.to}::operation_status`;
   const terminal = finish.to !== "pending";
-  const result = finish.to === "completed" ? sql`${JSON.stringify(finish.result ?? null)}::jsonb` : sql`result`;
+  const result =
+    finish.to === "completed" ? sql`${JSON.stringify(finish.result ?? null)}::jsonb` : sql`result`;
   const error =
     finish.to === "completed"
       ? sql`NULL`

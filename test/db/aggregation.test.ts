@@ -75,7 +75,11 @@ describe("aggregation", () => {
       expect(stored.status).toBe(expected);
       expect(stored.finished_at !== null).toBe(i === outcomes.length - 1);
     }
-    const final = outcomes.includes("failed") ? "failed" : outcomes.includes("cancelled") ? "cancelled" : "completed";
+    const final = outcomes.includes("failed")
+      ? "failed"
+      : outcomes.includes("cancelled")
+        ? "cancelled"
+        : "completed";
     expect(batchEvents).toEqual([`batch.${final}`]);
     const { rows: real } = await db.pool.query(
       `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
