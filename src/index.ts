@@ -63,6 +63,14 @@ export type { DeliveredEvent, EventSubscriber, Topic } from "./outbox/events";
 export { DEFAULT_OUTBOX_POLICY, DeliveryError } from "./outbox/dispatcher";
 export type { DispatchReport, OutboxPolicy } from "./outbox/dispatcher";
 export { DEFAULT_RELAY_OPTIONS, OutboxRelay } from "./outbox/relay";
+export {
+  EVENT_ID_HEADER,
+  SIGNATURE_HEADER,
+  verifyWebhookSignature,
+  webhookBody,
+  webhookSubscriber,
+} from "./outbox/transports/webhook";
+export type { WebhookOptions } from "./outbox/transports/webhook";
 export type { RelayOptions, RelayPass } from "./outbox/relay";
 
 export { DEFAULT_LIMITS } from "./submit/plan";

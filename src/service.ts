@@ -93,8 +93,8 @@ export interface SubmitBatchInput<T extends OperationTypes, K extends keyof T & 
   failurePolicy?: FailurePolicy;
   /** Attempts per child; default the type's. */
   maxAttempts?: number;
-  /** Children are not claimed before this time. Default: now. */
-  runAt?: Date;
+  /** Children are not claimed before this time (a Date or an ISO 8601 string). Default: now. */
+  runAt?: Date | string;
 }
 
 /** Input of {@link OperationsService.submitOperation}. */
@@ -104,7 +104,8 @@ export interface SubmitOperationInput<T extends OperationTypes, K extends keyof 
   payload: PayloadInput<T[K]>;
   idempotencyKey?: string;
   maxAttempts?: number;
-  runAt?: Date;
+  /** Not claimed before this time (a Date or an ISO 8601 string). Default: now. */
+  runAt?: Date | string;
 }
 
 /** Whether the submit's events were handed to subscribers yet. */

@@ -31,7 +31,11 @@ const splitRuleSchema = z
 
 const maxAttemptsSchema = z.number().int().min(1).max(1000);
 
-const runAtSchema = z.date().refine((date) => !Number.isNaN(date.getTime()), "runAt must be a valid date");
+// A Date, or an ISO 8601 timestamp with its offset (what a JSON body carries).
+const runAtSchema = z
+  .union([z.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => new Date(value))
+  .refine((date) => !Number.isNaN(date.getTime()), "runAt must be a valid date");
 
 export const submitBatchSchema = z
   .object({
