@@ -1,7 +1,7 @@
 // The migration applier records what `prisma migrate deploy` records, and the migrations produce
-// exactly the schema that prisma/schema.prisma describes (no drift).
+// exactly the schema that prisma/schema/*.prisma describes (no drift).
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { get_dmmf } from "@prisma/prisma-schema-wasm";
 import { Client } from "pg";
@@ -139,10 +139,13 @@ interface Dmmf {
   };
 }
 
+const schemaDir = join(__dirname, "../../prisma/schema");
 const dmmf: Dmmf = JSON.parse(
   get_dmmf(
     JSON.stringify({
-      prismaSchema: [["schema.prisma", readFileSync(join(__dirname, "../../prisma/schema.prisma"), "utf8")]],
+      prismaSchema: readdirSync(schemaDir)
+        .filter((file) => file.endsWith(".prisma"))
+        .map((file) => [file, readFileSync(join(schemaDir, file), "utf8")]),
     }),
   ),
 );
@@ -185,7 +188,7 @@ function expectedDefault(field: DmmfField): (actual: string | null) => boolean {
   return (actual) => actual === String(value);
 }
 
-describe("no drift between schema.prisma and the migrated database", () => {
+describe("no drift between the Prisma schema and the migrated database", () => {
   async function columnsOf(tableName: string) {
     const { rows } = await db.pool.query<{
       name: string;
