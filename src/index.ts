@@ -49,8 +49,7 @@ export {
   WorkerShutdown,
 } from "./execution/handlers";
 export type { HandlerContext, Handlers, OperationHandler } from "./execution/handlers";
-export { WAKE_CHANNEL } from "./execution/backends";
-export { CANCEL_CHANNEL } from "./store/sql";
+export { CANCEL_CHANNEL, WAKE_CHANNEL } from "./store/sql";
 export { Worker } from "./execution/worker";
 export type { WorkerOptions, WorkerStats } from "./execution/worker";
 export { DEFAULT_REAPER_OPTIONS, Reaper } from "./execution/reaper";
@@ -95,4 +94,5 @@ export { applyMigrations, readMigrations, MigrationStateError } from "./store/mi
 export type { Migration, MigrationReport, SqlConnection } from "./store/migrations";
 
 export { consoleLogger, silentLogger } from "./logger";
+export { preparedStatementNames } from "./prepared-statements";
 export type { Logger } from "./logger";

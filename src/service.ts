@@ -10,7 +10,7 @@ import {
   OperationsError,
   ValidationError,
 } from "./errors";
-import { syncBackend, workerBackend } from "./execution/backends";
+import { syncBackend } from "./execution/backends";
 import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./execution/reaper";
 import type { ExecutionConfig } from "./execution/runner";
 import { Worker, type WorkerOptions } from "./execution/worker";
@@ -28,9 +28,9 @@ import {
 import { TOPICS, type EventSubscriber } from "./outbox/events";
 import { DEFAULT_RELAY_OPTIONS, OutboxRelay, type RelayOptions } from "./outbox/relay";
 import * as repo from "./store/repository";
-import type { OperationsPrismaClient, TransactionClient } from "./store/repository";
+import type { Db, OperationsPrismaClient, TransactionClient } from "./store/repository";
 import type { OutboxRow } from "./store/sql";
-import { toBatchView, type BatchView, type OperationView } from "./store/views";
+import { toBatchView, toOperationView, type BatchView, type OperationView } from "./store/views";
 import {
   listOperationsSchema,
   parseId,
@@ -43,13 +43,16 @@ import { DEFAULT_LIMITS, planBatch, planOperation, type BatchPlan, type SubmitLi
 
 /** Where the work goes after a submit commits. */
 export type TaskBackendOption<T extends OperationTypes> =
-  /** Workers claim it; the submit only wakes them with NOTIFY. The default. */
+  /** Workers claim it; the submit's commit wakes them (NOTIFY). The default. */
   | "worker"
   /** The submitting process runs every handler inline right after commit (tests, development). */
   | { sync: Handlers<T> };
 
-/** Named points inside a submit's transaction, for fault injection in tests. */
-export type SubmitBoundary = "before-insert" | "after-insert" | "after-outbox";
+/**
+ * Named points of a submit, for fault injection in tests: before and after its one statement.
+ * Inside a caller's transaction `after-insert` comes before the commit; on its own, after it.
+ */
+export type SubmitBoundary = "before-insert" | "after-insert";
 
 export interface OperationsOptions<T extends OperationTypes> {
   /** A Prisma 7 client with the PostgreSQL driver adapter, from a schema holding the module's models. */
@@ -66,15 +69,15 @@ export interface OperationsOptions<T extends OperationTypes> {
   outbox?: Partial<OutboxPolicy>;
   /** Backoff between attempts of a failing operation. Default 1 s doubling to 1 h, half jitter. */
   retryBackoff?: BackoffPolicy;
-  /** Interactive transaction limits of a submit the module opens itself. Default 30 s / 5 s. */
+  /** Limits of the interactive transactions `transaction()` opens. Default 30 s / 5 s. */
   transaction?: { timeoutMs?: number; maxWaitMs?: number };
   /** Default: warnings and errors to the console. */
   logger?: Logger;
   /**
-   * Called at named points inside a submit's transaction; a throw there aborts the submit. For
-   * tests that recreate crash windows, not for production use.
+   * Called at named points of a submit (see {@link SubmitBoundary}); a throw there aborts the
+   * submit. For tests that recreate crash windows, not for production use.
    */
-  onSubmitBoundary?: (boundary: SubmitBoundary, tx: TransactionClient) => void | Promise<void>;
+  onSubmitBoundary?: (boundary: SubmitBoundary, db: Db) => void | Promise<void>;
 }
 
 /** Input of {@link OperationsService.submitBatch}. */
@@ -193,8 +196,8 @@ function decodeCursor(cursor: string): string {
   }
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2002";
+function isSerializationFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2034";
 }
 
 export class OperationsService<T extends OperationTypes> {
@@ -215,17 +218,17 @@ export class OperationsService<T extends OperationTypes> {
     // produce `operation.completed`.
     const subscribers: EventSubscriber[] = [...(options.subscribers ?? [])];
     this.dispatcher = new OutboxDispatcher(this.prisma, subscribers, policy, this.logger);
-    subscribers.push(
-      backend === "worker"
-        ? workerBackend(this.prisma, this.logger)
-        : syncBackend(
-            this.prisma,
-            this.executionConfig(backend.sync),
-            policy.inlineLeaseMs,
-            policy.inlineLeaseMs,
-            (rows) => this.dispatcher.dispatchCommitted(rows),
-          ),
-    );
+    if (backend !== "worker") {
+      subscribers.push(
+        syncBackend(
+          this.prisma,
+          this.executionConfig(backend.sync),
+          policy.inlineLeaseMs,
+          policy.inlineLeaseMs,
+          (rows) => this.dispatcher.dispatchCommitted(rows),
+        ),
+      );
+    }
   }
 
   private executionConfig(handlers: Handlers<T>): ExecutionConfig {
@@ -244,9 +247,10 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   /**
-   * Submits a batch: the parent and all of its children (a nested create) and the
-   * `batch.submitted` event commit in one transaction, or nothing does. Input is validated,
-   * split and size-checked before the transaction opens; after commit the event is dispatched.
+   * Submits a batch: the parent, all of its children and the `batch.submitted` event are written
+   * by one statement — one transaction on its own, or part of the caller's — and commit together
+   * or not at all. Input is validated, split and size-checked before anything is sent; after
+   * commit the event is dispatched (and workers were woken by the commit itself).
    */
   async submitBatch<K extends keyof T & string>(
     input: SubmitBatchInput<T, K>,
@@ -263,7 +267,7 @@ export class OperationsService<T extends OperationTypes> {
     };
   }
 
-  /** Submits one standalone operation and its `operation.submitted` event in one transaction. */
+  /** Submits one standalone operation and its `operation.submitted` event in one statement and transaction. */
   async submitOperation<K extends keyof T & string>(
     input: SubmitOperationInput<T, K>,
     options: SubmitOptions = {},
@@ -271,33 +275,17 @@ export class OperationsService<T extends OperationTypes> {
     const parsed = parseInput(submitOperationSchema, input);
     const plan = planOperation(parsed, this.options.types, this.limits);
     const written = await this.write(options.tx, async (tx, delay): Promise<Written<OperationView>> => {
-      if (plan.idempotencyKey) {
-        await repo.lockIdempotencyKey(tx, "operation", plan.tenantId, plan.idempotencyKey);
-        const existing = await repo.readOperationByKey(tx, plan.tenantId, plan.idempotencyKey);
-        if (existing) {
-          this.assertSameType(existing.type, plan.type, plan.idempotencyKey);
-          return { view: existing, created: false, events: [] };
-        }
-      }
       await this.boundary("before-insert", tx);
-      const row = await repo
-        .insertOperation(tx, plan)
+      const inserted = await repo
+        .insertOperation(tx, plan, delay)
         .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
       await this.boundary("after-insert", tx);
-      const events = await repo.insertOutboxEvents(
-        tx,
-        [
-          {
-            tenantId: plan.tenantId,
-            topic: TOPICS.operationSubmitted,
-            aggregateId: plan.id,
-            payload: { operationId: plan.id, batchId: null, type: plan.type },
-          },
-        ],
-        delay,
-      );
-      await this.boundary("after-outbox", tx);
-      return { view: (await repo.readOperation(tx, plan.tenantId, row.id))!, created: true, events };
+      if (inserted.row)
+        return { view: toOperationView(inserted.row), created: true, events: inserted.events };
+      // The idempotency key was taken (the insert did nothing): return the operation that has it.
+      const existing = (await repo.readOperationByKey(tx, plan.tenantId, plan.idempotencyKey!))!;
+      this.assertSameType(existing.type, plan.type, plan.idempotencyKey!);
+      return { view: existing, created: false, events: [] };
     });
     return {
       operation: written.view,
@@ -516,8 +504,9 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   /**
-   * A worker running the given handlers. By default it also runs a relay (delivering the events
-   * its outcomes write, and anything else undelivered) and a reaper; both are safe on every node.
+   * A worker running the given handlers. It delivers the events its outcomes write right after
+   * each commit. By default it also runs a relay (for events left undelivered by a crash or a
+   * failing subscriber) and a reaper; both are safe on every node.
    */
   createWorker(
     options: WorkerOptions & {
@@ -534,7 +523,8 @@ export class OperationsService<T extends OperationTypes> {
         db: this.prisma,
         execution: this.executionConfig(options.handlers),
         logger: this.logger,
-        onEvents: () => relay?.wake(),
+        dispatch: (events) => this.dispatcher.dispatchCommitted(events),
+        eventDelayMs: this.dispatcher.policy.inlineLeaseMs,
         companions: [relay, reaper].filter((companion) => companion !== undefined),
       },
       options,
@@ -574,28 +564,16 @@ export class OperationsService<T extends OperationTypes> {
    */
   private async write<V>(
     tx: TransactionClient | undefined,
-    work: (tx: TransactionClient, eventDelayMs: number) => Promise<Written<V>>,
+    work: (db: Db, eventDelayMs: number) => Promise<Written<V>>,
   ): Promise<Written<V>> {
-    const inlineLease = this.dispatcher.policy.inlineLeaseMs;
-    if (tx) {
-      const collector = this.pendingDispatch.get(tx);
-      const written = await work(tx, collector ? inlineLease : 0);
-      collector?.push(...written.events);
-      return written;
+    if (!tx) {
+      // The write is one statement, so on its own it is one transaction: no BEGIN/COMMIT needed.
+      return work(this.prisma, this.dispatcher.policy.inlineLeaseMs);
     }
-    const run = () =>
-      this.prisma.$transaction((own) => work(own, inlineLease), {
-        timeout: this.options.transaction?.timeoutMs ?? 30_000,
-        maxWait: this.options.transaction?.maxWaitMs ?? 5_000,
-      });
-    try {
-      return await run();
-    } catch (error) {
-      // Lost an idempotency race we could not see coming: the winner has committed, so a second
-      // run finds it.
-      if (error instanceof IdempotencyConflictError) return run();
-      throw error;
-    }
+    const collector = this.pendingDispatch.get(tx);
+    const written = await work(tx, collector ? this.dispatcher.policy.inlineLeaseMs : 0);
+    collector?.push(...written.events);
+    return written;
   }
 
   private async dispatchWritten(
@@ -609,43 +587,32 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   private async writeBatch(
-    tx: TransactionClient,
+    tx: Db,
     plan: BatchPlan,
     eventDelayMs: number,
   ): Promise<Written<{ batch: BatchView; operationIds: string[] }>> {
-    if (plan.idempotencyKey) {
-      await repo.lockIdempotencyKey(tx, "batch", plan.tenantId, plan.idempotencyKey);
-      const existing = await repo.findBatchByKey(tx, plan.tenantId, plan.idempotencyKey);
-      if (existing) {
-        this.assertSameType(existing.type, plan.type, plan.idempotencyKey);
-        const batch = await repo.readBatch(tx, plan.tenantId, existing.id);
-        return {
-          view: { batch: batch!, operationIds: await repo.childIds(tx, existing.id) },
-          created: false,
-          events: [],
-        };
-      }
-    }
     await this.boundary("before-insert", tx);
-    const row = await repo
-      .insertBatch(tx, plan)
+    const inserted = await repo
+      .insertBatch(tx, plan, eventDelayMs)
       .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
     await this.boundary("after-insert", tx);
-    const events = await repo.insertOutboxEvents(
-      tx,
-      [
-        {
-          tenantId: plan.tenantId,
-          topic: TOPICS.batchSubmitted,
-          aggregateId: plan.id,
-          payload: { batchId: plan.id, type: plan.type, childCount: plan.children.length },
-        },
-      ],
-      eventDelayMs,
-    );
-    await this.boundary("after-outbox", tx);
-    const batch = toBatchView(row, { pending: plan.children.length, processing: 0 });
-    return { view: { batch, operationIds: plan.children.map((child) => child.id) }, created: true, events };
+    if (inserted.row) {
+      const batch = toBatchView(inserted.row, { pending: plan.children.length, processing: 0 });
+      return {
+        view: { batch, operationIds: plan.children.map((child) => child.id) },
+        created: true,
+        events: inserted.events,
+      };
+    }
+    // The idempotency key was taken (the insert did nothing): return the batch that has it.
+    const existing = (await repo.findBatchByKey(tx, plan.tenantId, plan.idempotencyKey!))!;
+    this.assertSameType(existing.type, plan.type, plan.idempotencyKey!);
+    const batch = (await repo.readBatch(tx, plan.tenantId, existing.id))!;
+    return {
+      view: { batch, operationIds: await repo.childIds(tx, existing.id) },
+      created: false,
+      events: [],
+    };
   }
 
   private assertSameType(existingType: string, requestedType: string, key: string): void {
@@ -658,12 +625,14 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   private mapInsertError(error: unknown, idempotencyKey: string | undefined): never {
-    if (idempotencyKey && isUniqueViolation(error)) throw new IdempotencyConflictError(idempotencyKey);
+    // Only at REPEATABLE READ or SERIALIZABLE (a caller's transaction): the winner of the key
+    // committed after this transaction's snapshot, so the insert cannot just skip it.
+    if (idempotencyKey && isSerializationFailure(error)) throw new IdempotencyConflictError(idempotencyKey);
     throw error;
   }
 
-  private async boundary(name: SubmitBoundary, tx: TransactionClient): Promise<void> {
-    await this.options.onSubmitBoundary?.(name, tx);
+  private async boundary(name: SubmitBoundary, db: Db): Promise<void> {
+    await this.options.onSubmitBoundary?.(name, db);
   }
 }
 

@@ -15,7 +15,7 @@ export interface JsonLimits {
   maxDepth: number;
 }
 
-export type JsonInspection = { ok: true; bytes: number } | { ok: false; problem: JsonProblem };
+export type JsonInspection = { ok: true; bytes: number; json: string } | { ok: false; problem: JsonProblem };
 
 function invalid(path: JsonPath, message: string): JsonProblem {
   return { kind: "invalid", path, message };
@@ -73,7 +73,8 @@ export function inspectJson(value: unknown, limits: JsonLimits): JsonInspection 
   if (value === undefined) return { ok: false, problem: invalid([], "value is missing") };
   const problem = findProblem(value, [], 0, limits.maxDepth);
   if (problem) return { ok: false, problem };
-  const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+  const json = JSON.stringify(value);
+  const bytes = Buffer.byteLength(json, "utf8");
   if (bytes > limits.maxBytes) {
     return {
       ok: false,
@@ -85,5 +86,5 @@ export function inspectJson(value: unknown, limits: JsonLimits): JsonInspection 
       },
     };
   }
-  return { ok: true, bytes };
+  return { ok: true, bytes, json };
 }

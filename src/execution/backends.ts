@@ -1,16 +1,13 @@
 // Task backends, as in the seed system: what happens right after a submit (or a retry) commits.
 //   sync   — runs the handlers inline, in the submitting process (tests, development)
-//   worker — leaves the work to workers and wakes them with NOTIFY
+//   worker — leaves the work to workers; the submit's own NOTIFY (WAKE_CHANNEL) has woken them
+//            at commit, so there is nothing to do here.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { Logger } from "../logger";
 import { TOPICS, type EventSubscriber } from "../outbox/events";
-import { claimOperationsById, notify, pendingChildIds, type Db } from "../store/repository";
+import { claimOperationsById, pendingChildIds, type Db } from "../store/repository";
 import type { OutboxRow } from "../store/sql";
-import { executeHandler, recordOutcome, type ExecutionConfig } from "./runner";
-
-/** The channel the `worker` backend notifies and workers listen on. */
-export const WAKE_CHANNEL = "prisma_operations_wake";
+import { executeHandler, recordOutcomes, type ExecutionConfig } from "./runner";
 
 /** Events after which there is work to run. */
 export const WORK_TOPICS: readonly string[] = [
@@ -49,23 +46,10 @@ export function syncBackend(
         for (const row of claimed) {
           const outcome = await executeHandler(config, row, new AbortController().signal);
           if (outcome.kind === "snoozed") ids = ids.filter((id) => id !== row.id);
-          const transition = await recordOutcome(db, row, workerId, outcome, eventDelayMs);
+          const transition = await recordOutcomes(db, [{ row, outcome }], workerId, eventDelayMs);
           if (transition.events.length) await dispatch(transition.events);
         }
       }
-    },
-  };
-}
-
-/** Wakes listening workers: one NOTIFY per submit or retry, carrying the operation type. */
-export function workerBackend(db: Db, logger: Logger): EventSubscriber {
-  return {
-    name: "worker-backend",
-    topics: WORK_TOPICS,
-    async deliver(event) {
-      const type = (event.payload as { type?: unknown } | null)?.type;
-      await notify(db, WAKE_CHANNEL, typeof type === "string" ? type : "");
-      logger.debug("woke workers", { topic: event.topic, aggregateId: event.aggregateId });
     },
   };
 }

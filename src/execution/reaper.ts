@@ -6,8 +6,7 @@ import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
 import { notify, reapExpiredLeases, reconcileBatches, type Db } from "../store/repository";
-import type { OutboxRow } from "../store/sql";
-import { WAKE_CHANNEL } from "./backends";
+import { WAKE_CHANNEL, type OutboxRow } from "../store/sql";
 
 export interface ReaperOptions {
   /** Pause between passes. Default 5,000 ms. */

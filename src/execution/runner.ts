@@ -10,7 +10,7 @@ import {
   type HandlerOutcome,
 } from "../domain/retry";
 import type { OperationTypes } from "../operation-types";
-import { finishOperation, type Db } from "../store/repository";
+import { finishOperations, type Db } from "../store/repository";
 import type { ClaimedRow, Finish, TransitionRow } from "../store/sql";
 import { WorkerShutdown, type Handlers, type OperationHandler } from "./handlers";
 
@@ -108,13 +108,20 @@ export function toFinish(outcome: HandlerOutcome): Finish {
   }
 }
 
-/** Records the outcome; `changed: 0` means the lease was no longer ours and nothing was applied. */
-export function recordOutcome(
+/**
+ * Records outcomes in one statement. An operation missing from the result's `rows` was not
+ * changed: the lease was no longer this worker's, and nothing was applied.
+ */
+export function recordOutcomes(
   db: Db,
-  row: ClaimedRow,
+  outcomes: readonly { row: ClaimedRow; outcome: HandlerOutcome }[],
   workerId: string,
-  outcome: HandlerOutcome,
   eventDelayMs: number,
 ): Promise<TransitionRow> {
-  return finishOperation(db, row.id, workerId, toFinish(outcome), eventDelayMs);
+  return finishOperations(
+    db,
+    outcomes.map(({ row, outcome }) => ({ id: row.id, finish: toFinish(outcome) })),
+    workerId,
+    eventDelayMs,
+  );
 }

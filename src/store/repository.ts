@@ -6,7 +6,15 @@ import type { BatchPlan, OperationPlan } from "../submit/plan";
 import * as statements from "./sql";
 import type { Sql } from "@prisma/client/runtime/client";
 import type { ClaimedRow, Finish, NewOutboxEvent, OutboxRow, Target, TransitionRow } from "./sql";
-import { toBatchView, toOperationView, type BatchView, type OperationView, type StatusCounts } from "./views";
+import {
+  batchFromJson,
+  operationFromJson,
+  toBatchView,
+  toOperationView,
+  type BatchView,
+  type OperationView,
+  type StatusCounts,
+} from "./views";
 
 /**
  * The Prisma client the module runs on: one generated from a schema that contains the module's
@@ -20,25 +28,12 @@ export type TransactionClient = Prisma.TransactionClient;
 /** Either: reads and writes run on whichever they are given. */
 export type Db = OperationsPrismaClient | TransactionClient;
 
-const asJson = (value: unknown) => value as Prisma.InputJsonValue;
-
-export async function lockIdempotencyKey(
-  tx: TransactionClient,
-  scope: "batch" | "operation",
-  tenantId: string,
-  key: string,
-): Promise<void> {
-  await tx.$queryRaw(statements.lockIdempotencyKey(scope, tenantId, key));
-}
-
 export async function findBatchByKey(db: Db, tenantId: string, idempotencyKey: string) {
   return db.operationBatch.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
 }
 
 export async function readOperationByKey(db: Db, tenantId: string, idempotencyKey: string) {
-  const row = await db.operation.findUnique({
-    where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } },
-  });
+  const row = await db.operation.findFirst({ where: { tenantId, idempotencyKey } });
   return row ? toOperationView(row) : null;
 }
 
@@ -51,42 +46,36 @@ export async function childIds(db: Db, batchId: string): Promise<string[]> {
   return rows.map((row) => row.id);
 }
 
-/** Parent and every child in one nested create: Prisma sends the parent, then all children. */
-export async function insertBatch(tx: TransactionClient, plan: BatchPlan) {
-  return tx.operationBatch.create({
-    data: {
-      id: plan.id,
-      tenantId: plan.tenantId,
-      type: plan.type,
-      failurePolicy: plan.failurePolicy,
-      childCount: plan.children.length,
-      metadata: plan.metadata == null ? undefined : asJson(plan.metadata),
-      idempotencyKey: plan.idempotencyKey,
-      operations: {
-        create: plan.children.map((child) => ({
-          id: child.id,
-          type: plan.type,
-          payload: asJson(child.payload),
-          maxAttempts: plan.maxAttempts,
-          runAt: plan.runAt,
-        })),
-      },
-    },
-  });
+function parseEvents(events: OutboxRow[] | null): OutboxRow[] {
+  return (events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
 }
 
-export async function insertOperation(tx: TransactionClient, plan: OperationPlan) {
-  return tx.operation.create({
-    data: {
-      id: plan.id,
-      tenantId: plan.tenantId,
-      type: plan.type,
-      payload: asJson(plan.payload),
-      maxAttempts: plan.maxAttempts,
-      runAt: plan.runAt,
-      idempotencyKey: plan.idempotencyKey,
-    },
-  });
+/**
+ * Parent, children and `batch.submitted` in one statement. `row` is null when the idempotency key
+ * was taken: nothing was written.
+ */
+export async function insertBatch(db: Db, plan: BatchPlan, eventDelayMs: number) {
+  const [result] = await db.$queryRaw<statements.InsertedRow[]>(
+    statements.insertBatch(
+      { ...plan, children: plan.children.map((child) => ({ id: child.id, payloadJson: child.payloadJson })) },
+      eventDelayMs,
+    ),
+  );
+  return {
+    row: result?.inserted ? batchFromJson(result.inserted) : null,
+    events: parseEvents(result?.events ?? null),
+  };
+}
+
+/** A standalone operation and `operation.submitted` in one statement; `row` null when the key was taken. */
+export async function insertOperation(db: Db, plan: OperationPlan, eventDelayMs: number) {
+  const [result] = await db.$queryRaw<statements.InsertedRow[]>(
+    statements.insertOperation(plan, eventDelayMs),
+  );
+  return {
+    row: result?.inserted ? operationFromJson(result.inserted) : null,
+    events: parseEvents(result?.events ?? null),
+  };
 }
 
 export async function insertOutboxEvents(
@@ -239,8 +228,13 @@ async function runTransition(db: Db, statement: Sql): Promise<TransitionRow> {
   return { ...row, events: row.events.map((event) => ({ ...event, createdAt: new Date(event.createdAt) })) };
 }
 
-export function finishOperation(db: Db, id: string, workerId: string, finish: Finish, eventDelayMs: number) {
-  return runTransition(db, statements.finishOperation(id, workerId, finish, eventDelayMs));
+export function finishOperations(
+  db: Db,
+  outcomes: readonly { id: string; finish: Finish }[],
+  workerId: string,
+  eventDelayMs: number,
+) {
+  return runTransition(db, statements.finishOperations(outcomes, workerId, eventDelayMs));
 }
 
 export function reapExpiredLeases(db: Db, limit: number, eventDelayMs: number) {

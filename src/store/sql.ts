@@ -33,16 +33,106 @@ const TERMINAL = raw(`('completed', 'failed', 'cancelled')`);
 /** The channel cancel requests are notified on (at commit), for workers running those operations. */
 export const CANCEL_CHANNEL = "prisma_operations_cancel";
 
+/**
+ * The channel that wakes listening workers when there is new work. Submits and retries notify it
+ * from their own statement: PostgreSQL delivers a NOTIFY when its transaction commits, and never
+ * for one that rolls back, so the wake-up is post-commit by construction and costs no round trip.
+ */
+export const WAKE_CHANNEL = "prisma_operations_wake";
+
 function milliseconds(ms: number): Sql {
   return sql`make_interval(secs => ${ms / 1000}::double precision)`;
 }
 
+/** A batch row as an insert returns it (snake_case, as row_to_json gives it). */
+export interface InsertedRow {
+  inserted: Record<string, unknown> | null;
+  events: OutboxRow[] | null;
+}
+
+export interface BatchRows {
+  id: string;
+  tenantId: string;
+  type: string;
+  failurePolicy: string;
+  metadata: unknown;
+  idempotencyKey: string | undefined;
+  maxAttempts: number;
+  runAt: Date | undefined;
+  children: readonly { id: string; payloadJson: string }[];
+}
+
 /**
- * Serializes submits that share a tenant and idempotency key until the transaction ends, so the
- * second one finds the first one's rows instead of racing it into the unique index.
+ * The whole submit of a batch in one statement: the parent, every child (one multi-row insert by
+ * unnest, whatever the count) and the `batch.submitted` event. With an idempotency key the parent
+ * is inserted ON CONFLICT DO NOTHING: a concurrent submit with the same key waits for the first to
+ * commit and then inserts nothing at all (children and event hang on the parent's RETURNING), so
+ * neither a lock nor a retry is needed.
  */
-export function lockIdempotencyKey(scope: "batch" | "operation", tenantId: string, key: string): Sql {
-  return sql`SELECT pg_advisory_xact_lock(hashtextextended(jsonb_build_array(${scope}::text, ${tenantId}::text, ${key}::text)::text, 0))::text AS "locked"`;
+export function insertBatch(batch: BatchRows, eventDelayMs: number): Sql {
+  const onConflict =
+    batch.idempotencyKey === undefined ? sql`` : sql`ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`;
+  return sql`
+    WITH parent AS (
+      INSERT INTO operation_batches (id, tenant_id, type, failure_policy, child_count, metadata, idempotency_key)
+      VALUES (${batch.id}::uuid, ${batch.tenantId}, ${batch.type}, ${batch.failurePolicy}::failure_policy,
+              ${batch.children.length}, ${batch.metadata === undefined ? null : JSON.stringify(batch.metadata)}::jsonb,
+              ${batch.idempotencyKey ?? null})
+      ${onConflict}
+      RETURNING *
+    ), children AS (
+      INSERT INTO operations (id, tenant_id, batch_id, type, payload, max_attempts, run_at)
+      SELECT c.id, p.tenant_id, p.id, p.type, c.payload, ${batch.maxAttempts}, COALESCE(${batch.runAt ?? null}::timestamptz, now())
+      FROM parent p, unnest(${batch.children.map((child) => child.id)}::uuid[],
+                            ${batch.children.map((child) => child.payloadJson)}::jsonb[]) AS c(id, payload)
+      RETURNING 1
+    ), events AS (
+      INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, available_at)
+      SELECT p.tenant_id, 'batch.submitted', p.id,
+             jsonb_build_object('batchId', p.id, 'type', p.type, 'childCount', p.child_count),
+             now() + ${milliseconds(eventDelayMs)}
+      FROM parent p
+      RETURNING ${OUTBOX_COLUMNS}
+    )
+    SELECT (SELECT row_to_json(p) FROM parent p) AS "inserted",
+           (SELECT json_agg(e) FROM events e) AS "events",
+           (SELECT count(*) FROM children)::int AS "children",
+           (SELECT count(pg_notify(${WAKE_CHANNEL}, p.type)) FROM parent p)::int AS "woke"`;
+}
+
+export interface OperationRow {
+  id: string;
+  tenantId: string;
+  type: string;
+  payloadJson: string;
+  idempotencyKey: string | undefined;
+  maxAttempts: number;
+  runAt: Date | undefined;
+}
+
+/** A standalone operation and its `operation.submitted` event in one statement; idempotent as above. */
+export function insertOperation(operation: OperationRow, eventDelayMs: number): Sql {
+  const onConflict =
+    operation.idempotencyKey === undefined
+      ? sql``
+      : sql`ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`;
+  return sql`
+    WITH inserted AS (
+      INSERT INTO operations (id, tenant_id, type, payload, max_attempts, run_at, idempotency_key)
+      VALUES (${operation.id}::uuid, ${operation.tenantId}, ${operation.type}, ${operation.payloadJson}::jsonb,
+              ${operation.maxAttempts}, COALESCE(${operation.runAt ?? null}::timestamptz, now()),
+              ${operation.idempotencyKey ?? null})
+      ${onConflict}
+      RETURNING *
+    ), events AS (
+      INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, available_at)
+      SELECT o.tenant_id, 'operation.submitted', o.id,
+             jsonb_build_object('operationId', o.id, 'batchId', NULL, 'type', o.type), now() + ${milliseconds(eventDelayMs)}
+      FROM inserted o
+      RETURNING ${OUTBOX_COLUMNS}
+    )
+    SELECT (SELECT row_to_json(o) FROM inserted o) AS "inserted", (SELECT json_agg(e) FROM events e) AS "events",
+           (SELECT count(pg_notify(${WAKE_CHANNEL}, o.type)) FROM inserted o)::int AS "woke"`;
 }
 
 /** Writes outbox events in one statement, available to the relay after `delayMs`. */
@@ -64,14 +154,8 @@ export function claimDueEvents(limit: number, leaseMs: number): Sql {
   return sql`
     UPDATE operation_outbox o
     SET attempts = o.attempts + 1, available_at = now() + ${milliseconds(leaseMs)}
-    FROM (
-      SELECT id FROM operation_outbox
-      WHERE dispatched_at IS NULL AND dead_at IS NULL AND available_at <= now()
-      ORDER BY available_at, id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED
-    ) due
-    WHERE o.id = due.id
+    FROM operation_outbox_pick_due(${limit}::int) due
+    WHERE o.id = due.picked_id
     RETURNING o.id::text AS "id", o.tenant_id AS "tenantId", o.topic, o.aggregate_id::text AS "aggregateId",
       o.payload, o.attempts, o.created_at AS "createdAt"`;
 }
@@ -149,13 +233,9 @@ function claim(picked: Sql, workerId: string, leaseMs: number): Sql {
  * first. It reads the operations table only — a batch (parent) cannot be returned, in any state.
  */
 export function claimDue(limit: number, workerId: string, leaseMs: number, types?: readonly string[]): Sql {
+  // The pick runs with bitmap scans off (migration 20261128000000_hot_path): see there for why.
   return claim(
-    sql`
-      SELECT id AS picked_id FROM operations
-      WHERE status = 'pending' AND run_at <= now() ${types ? sql`AND type = ANY(${types}::text[])` : sql``}
-      ORDER BY run_at, id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED`,
+    sql`SELECT picked_id FROM operations_pick_claimable(${limit}::int, ${types ?? null}::text[])`,
     workerId,
     leaseMs,
   );
@@ -197,27 +277,42 @@ const TERMINAL_TOPIC = raw(
  *   together). A terminal batch whose counters go back down (a retry) is processing again;
  * - the outbox gets each row's event, and `batch.<status>` for a batch this change finished.
  */
-function aggregateAndRecord(eventDelayMs: number): Sql {
+function aggregateAndRecord(eventDelayMs: number, canFail = true): Sql {
   const availableAt = sql`now() + ${milliseconds(eventDelayMs)}`;
-  return sql`
-    cascaded AS (
+  // A change in which no row can end failed cannot trigger fail_fast: the empty CTEs keep the
+  // statement's shape and save the planner the two sibling updates (the hot path: completions).
+  // One UPDATE takes every unfinished sibling: a pending one is cancelled, a running one is asked
+  // to stop. One statement rather than two because a sibling claimed while this runs is re-read by
+  // the UPDATE (PostgreSQL re-checks a row another transaction just changed) and lands in the
+  // right branch; two UPDATEs would each see it in the other's state and both miss it.
+  const failFast = canFail
+    ? sql`
+    siblings AS (
       UPDATE operations s
-      SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(), updated_at = now(),
-          error = jsonb_build_object('name', 'Cancelled', 'message', 'cancelled by fail_fast: a sibling failed',
-            'retryable', false, 'attempt', s.attempts)
+      SET status = CASE WHEN s.status = 'pending' THEN 'cancelled'::operation_status ELSE s.status END,
+          cancel_requested_at = COALESCE(s.cancel_requested_at, now()),
+          finished_at = CASE WHEN s.status = 'pending' THEN now() ELSE s.finished_at END,
+          error = CASE WHEN s.status = 'pending'
+                       THEN jsonb_build_object('name', 'Cancelled', 'message', 'cancelled by fail_fast: a sibling failed',
+                              'retryable', false, 'attempt', s.attempts)
+                       ELSE s.error END,
+          updated_at = now()
       FROM changed c JOIN operation_batches b ON b.id = c.batch_id
-      WHERE c.status = 'failed' AND b.failure_policy = 'fail_fast'
-        AND s.batch_id = c.batch_id AND s.status = 'pending' AND s.id NOT IN (SELECT id FROM changed)
+      WHERE c.status = 'failed' AND b.failure_policy = 'fail_fast' AND s.batch_id = c.batch_id
+        AND s.status IN ('pending', 'processing') AND s.id NOT IN (SELECT id FROM changed)
       RETURNING s.id, s.tenant_id, s.batch_id, s.type, s.status, s.attempts
+    ), cascaded AS (
+      SELECT * FROM siblings WHERE status = 'cancelled'
     ), requested AS (
-      UPDATE operations s
-      SET cancel_requested_at = now(), updated_at = now()
-      FROM changed c JOIN operation_batches b ON b.id = c.batch_id
-      WHERE c.status = 'failed' AND b.failure_policy = 'fail_fast'
-        AND s.batch_id = c.batch_id AND s.status = 'processing' AND s.cancel_requested_at IS NULL
-        AND s.id NOT IN (SELECT id FROM changed)
-      RETURNING s.id
-    ), deltas AS (
+      SELECT id FROM siblings WHERE status = 'processing'
+    ),`
+    : sql`
+    cascaded AS (
+      SELECT NULL::uuid AS id, NULL::text AS tenant_id, NULL::uuid AS batch_id, NULL::text AS type,
+             NULL::operation_status AS status, NULL::int AS attempts WHERE false
+    ), requested AS (SELECT NULL::uuid AS id WHERE false),`;
+  return sql`
+    ${failFast} deltas AS (
       SELECT batch_id, sum(dc)::int AS dc, sum(df)::int AS df, sum(dx)::int AS dx
       FROM (
         SELECT batch_id, d_completed AS dc, d_failed AS df, d_cancelled AS dx FROM changed
@@ -279,8 +374,11 @@ const TRANSITION_RESULT = sql`
          COALESCE((SELECT json_agg(e ORDER BY e.id) FROM events e), '[]'::json) AS "events",
          (SELECT count(pg_notify(${CANCEL_CHANNEL}, r.id::text)) FROM requested r)::int AS "cancelRequested"`;
 
-function transition(changed: Sql, eventDelayMs: number): Sql {
-  return sql`WITH changed AS (${changed}), ${aggregateAndRecord(eventDelayMs)} ${TRANSITION_RESULT}`;
+function transition(changed: Sql, eventDelayMs: number, canFail = true, wake = false): Sql {
+  const woke = wake
+    ? sql`, (SELECT count(pg_notify(${WAKE_CHANNEL}, type)) FROM (SELECT DISTINCT type FROM changed) t)::int AS "woke"`
+    : sql``;
+  return sql`WITH changed AS (${changed}), ${aggregateAndRecord(eventDelayMs, canFail)} ${TRANSITION_RESULT} ${woke}`;
 }
 
 /** How a worker ends its hold on an operation. */
@@ -291,33 +389,43 @@ export type Finish =
   | { to: "pending"; error?: unknown; delayMs: number; refundAttempt: boolean };
 
 /**
- * Ends `workerId`'s hold on an operation — only while it still holds the lease (fencing: a worker
- * whose lease expired and was taken over changes nothing). A cancel asked for meanwhile wins:
- * the row ends cancelled whatever the handler did.
+ * Ends `workerId`'s hold on each operation, in one statement however many there are — only
+ * where it still holds the lease (fencing: a worker whose lease expired and was taken over
+ * changes nothing). A cancel asked for meanwhile wins: the row ends cancelled whatever the handler
+ * did. One statement for many outcomes is a group commit: one plan, one round trip and one update
+ * of each batch row, however many of its children finished.
  */
-export function finishOperation(id: string, workerId: string, finish: Finish, eventDelayMs: number): Sql {
-  const target = sql`${finish.to}::operation_status`;
-  const terminal = finish.to !== "pending";
-  const result =
-    finish.to === "completed" ? sql`${JSON.stringify(finish.result ?? null)}::jsonb` : sql`result`;
-  const error =
-    finish.to === "completed"
-      ? sql`NULL`
-      : "error" in finish && finish.error !== undefined
-        ? sql`${JSON.stringify(finish.error)}::jsonb`
-        : sql`error`;
-  const runAt = finish.to === "pending" ? sql`now() + ${milliseconds(finish.delayMs)}` : sql`run_at`;
-  const refund = finish.to === "pending" && finish.refundAttempt ? 1 : 0;
+export function finishOperations(
+  outcomes: readonly { id: string; finish: Finish }[],
+  workerId: string,
+  eventDelayMs: number,
+): Sql {
+  const column = <T>(pick: (finish: Finish) => T) => outcomes.map((outcome) => pick(outcome.finish));
+  const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value ?? null));
   return transition(
     sql`
-      UPDATE operations
-      SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'::operation_status ELSE ${target} END,
-          result = ${result}, error = ${error}, run_at = ${runAt}, attempts = attempts - ${refund},
+      UPDATE operations o
+      SET status = CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'::operation_status
+                        ELSE u.target::operation_status END,
+          result = CASE WHEN u.target = 'completed' THEN u.result ELSE o.result END,
+          error = CASE WHEN u.target = 'completed' THEN NULL ELSE COALESCE(u.error, o.error) END,
+          run_at = CASE WHEN u.target = 'pending' THEN now() + make_interval(secs => u.delay_s) ELSE o.run_at END,
+          attempts = o.attempts - u.refund,
           locked_by = NULL, locked_until = NULL, updated_at = now(),
-          finished_at = CASE WHEN cancel_requested_at IS NOT NULL OR ${terminal} THEN now() END
-      WHERE id = ${id}::uuid AND locked_by = ${workerId} AND status = 'processing'
-      RETURNING ${ENTERED}, ${TERMINAL_TOPIC}`,
+          finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR u.target <> 'pending' THEN now() END
+      FROM unnest(${outcomes.map((outcome) => outcome.id)}::uuid[], ${column((f) => f.to)}::text[],
+                  ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
+                  ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
+                  ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
+                  ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[])
+        AS u(id, target, result, error, delay_s, refund)
+      WHERE o.id = u.id AND o.locked_by = ${workerId} AND o.status = 'processing'
+      RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts,
+        (o.status = 'completed')::int AS d_completed, (o.status = 'failed')::int AS d_failed,
+        (o.status = 'cancelled')::int AS d_cancelled,
+        CASE WHEN o.status IN ('completed', 'failed', 'cancelled') THEN 'operation.' || o.status END AS topic`,
     eventDelayMs,
+    outcomes.some((outcome) => outcome.finish.to === "failed"),
   );
 }
 
@@ -378,6 +486,7 @@ export function cancelPending(target: Target, eventDelayMs: number): Sql {
       WHERE ${targetRows(target)} AND status = 'pending'
       RETURNING ${ENTERED}, 'operation.cancelled'::text AS topic`,
     eventDelayMs,
+    false,
   );
 }
 
@@ -410,6 +519,8 @@ export function requeueFinished(target: Target, topic: string | null, eventDelay
         -(old.old_status = 'failed')::int AS d_failed, -(old.old_status = 'cancelled')::int AS d_cancelled,
         ${topic}::text AS topic`,
     eventDelayMs,
+    false,
+    true,
   );
 }
 
@@ -510,7 +621,7 @@ export function outboxStats(): Sql {
     GROUP BY tenant_id`;
 }
 
-/** Wakes listening workers after a commit (the `worker` task backend). */
+/** Wakes listening workers (after the reaper put operations back to pending). */
 export function notify(channel: string, payload: string): Sql {
   return sql`SELECT pg_notify(${channel}, ${payload})::text AS "notified"`;
 }

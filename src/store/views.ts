@@ -60,6 +60,8 @@ export interface OperationView {
   lockedBy: string | null;
   lockedUntil: Date | null;
   idempotencyKey: string | null;
+  /** When a cancel was asked for while it ran (it ends cancelled when its handler returns). */
+  cancelRequestedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
   startedAt: Date | null;
@@ -112,9 +114,58 @@ export function toOperationView(row: Operation): OperationView {
     lockedBy: row.lockedBy,
     lockedUntil: row.lockedUntil,
     idempotencyKey: row.idempotencyKey,
+    cancelRequestedAt: row.cancelRequestedAt,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
+  };
+}
+
+// Rows returned by row_to_json (snake_case columns, timestamps as strings) in the model's shape.
+const date = (value: unknown) => (value == null ? null : new Date(value as string));
+
+export function batchFromJson(row: Record<string, unknown>): OperationBatch {
+  return {
+    id: row.id as string,
+    tenantId: row.tenant_id as string,
+    type: row.type as string,
+    status: row.status as OperationBatch["status"],
+    failurePolicy: row.failure_policy as OperationBatch["failurePolicy"],
+    childCount: row.child_count as number,
+    completedCount: row.completed_count as number,
+    failedCount: row.failed_count as number,
+    cancelledCount: row.cancelled_count as number,
+    metadata: row.metadata as OperationBatch["metadata"],
+    idempotencyKey: row.idempotency_key as string | null,
+    error: row.error as OperationBatch["error"],
+    createdAt: date(row.created_at)!,
+    updatedAt: date(row.updated_at)!,
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+  };
+}
+
+export function operationFromJson(row: Record<string, unknown>): Operation {
+  return {
+    id: row.id as string,
+    tenantId: row.tenant_id as string,
+    batchId: row.batch_id as string | null,
+    type: row.type as string,
+    status: row.status as Operation["status"],
+    payload: row.payload as Operation["payload"],
+    result: row.result as Operation["result"],
+    error: row.error as Operation["error"],
+    attempts: row.attempts as number,
+    maxAttempts: row.max_attempts as number,
+    runAt: date(row.run_at)!,
+    lockedBy: row.locked_by as string | null,
+    lockedUntil: date(row.locked_until),
+    createdAt: date(row.created_at)!,
+    updatedAt: date(row.updated_at)!,
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+    idempotencyKey: row.idempotency_key as string | null,
+    cancelRequestedAt: date(row.cancel_requested_at),
   };
 }

@@ -45,6 +45,8 @@ const MAX_REPORTED_ISSUES = 20;
 export interface ChildPlan {
   id: string;
   payload: unknown;
+  /** The payload serialized once, as it is written. */
+  payloadJson: string;
 }
 
 export interface BatchPlan {
@@ -64,6 +66,7 @@ export interface OperationPlan {
   tenantId: string;
   type: string;
   payload: unknown;
+  payloadJson: string;
   idempotencyKey: string | undefined;
   maxAttempts: number;
   runAt: Date | undefined;
@@ -98,9 +101,13 @@ export function lookupType(types: OperationTypes, name: string): AnyOperationTyp
   return type;
 }
 
-function checkJson(value: unknown, path: JsonPath, maxBytes: number, limits: SubmitLimits): void {
+/** Checks a value bound for a jsonb column and returns it serialized, or throws with its path. */
+function checkJson(value: unknown, path: JsonPath, maxBytes: number, limits: SubmitLimits): string {
+  if (value === null && path[0] !== "metadata") {
+    throw new ValidationError([{ path, code: "invalid_json", message: "a payload must not be null" }]);
+  }
   const inspection = inspectJson(value, { maxBytes, maxDepth: limits.maxJsonDepth });
-  if (inspection.ok) return;
+  if (inspection.ok) return inspection.json;
   const { problem } = inspection;
   const at = [...path, ...problem.path];
   if (problem.kind === "too_large") throw new PayloadTooLargeError(at, problem.bytes, maxBytes);
@@ -181,8 +188,13 @@ export function planBatch(input: BatchInput, types: OperationTypes, limits: Subm
   const batchId = uuidv7(); // before the children's: a parent sorts before its children by id
   const children = chunks.map((chunk, index): ChildPlan => {
     if (!batch) {
-      checkJson(chunk.items[0], ["items", chunk.firstIndex], limits.maxPayloadBytes, limits);
-      return { id: uuidv7(), payload: chunk.items[0] };
+      const payloadJson = checkJson(
+        chunk.items[0],
+        ["items", chunk.firstIndex],
+        limits.maxPayloadBytes,
+        limits,
+      );
+      return { id: uuidv7(), payload: chunk.items[0], payloadJson };
     }
     let built: unknown;
     try {
@@ -191,8 +203,11 @@ export function planBatch(input: BatchInput, types: OperationTypes, limits: Subm
       throw new BatchBuildError("toPayload", index, error);
     }
     const payload = parseEach(type.payload, [built], "children")[0];
-    checkJson(payload, ["children", index], limits.maxPayloadBytes, limits);
-    return { id: uuidv7(), payload };
+    return {
+      id: uuidv7(),
+      payload,
+      payloadJson: checkJson(payload, ["children", index], limits.maxPayloadBytes, limits),
+    };
   });
   if (input.metadata !== undefined) checkJson(input.metadata, ["metadata"], limits.maxMetadataBytes, limits);
 
@@ -218,12 +233,13 @@ export function planOperation(
   const type = lookupType(types, input.type);
   const parsed = type.payload.safeParse(input.payload);
   if (!parsed.success) throw new ValidationError(toInputIssues(parsed.error, ["payload"]));
-  checkJson(parsed.data, ["payload"], limits.maxPayloadBytes, limits);
+  const payloadJson = checkJson(parsed.data, ["payload"], limits.maxPayloadBytes, limits);
   return {
     id: uuidv7(),
     tenantId: input.tenantId,
     type: input.type,
     payload: parsed.data,
+    payloadJson,
     idempotencyKey: input.idempotencyKey,
     maxAttempts: input.maxAttempts ?? type.maxAttempts,
     runAt: input.runAt,

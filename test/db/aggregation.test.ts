@@ -1,7 +1,7 @@
 // The batch status the SQL computes from its counters is the rule of domain/status.ts, for every
 // sequence of child outcomes of small batches; transitions are fenced by the lease.
 import { batchOutcome, createOperations, silentLogger } from "../../src";
-import { claimDue, finishOperation, requestCancel, type Db } from "../../src/store/repository";
+import { claimDue, finishOperations, requestCancel, type Db } from "../../src/store/repository";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, types } from "../support/fixtures";
 
@@ -23,9 +23,9 @@ function sequences(length: number): Outcome[][] {
 }
 
 const completeOperation = (db: Db, id: string, workerId: string, result: unknown, delay: number) =>
-  finishOperation(db, id, workerId, { to: "completed", result }, delay);
+  finishOperations(db, [{ id, finish: { to: "completed", result } }], workerId, delay);
 const failOperation = (db: Db, id: string, workerId: string, error: unknown, delay: number) =>
-  finishOperation(db, id, workerId, { to: "failed", error }, delay);
+  finishOperations(db, [{ id, finish: { to: "failed", error } }], workerId, delay);
 
 async function batchRow(id: string) {
   const { rows } = await db.pool.query(
@@ -114,6 +114,46 @@ describe("aggregation", () => {
     );
     expect(rows).toHaveLength(4);
     expect(new Set(rows.map((r) => r.xmin)).size).toBe(1);
+  });
+
+  it("records many outcomes in one statement (group commit), applying only those whose lease is held", async () => {
+    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const items = Array.from({ length: 5 }, (_, i) => ({ to: `u${i}@example.com`, subject: "s" }));
+    const { batch } = await ops.submitBatch({ tenantId: "t", type: "email.send", items });
+    const mine = await claimDue(db.prisma, 4, "worker-a", 60_000);
+    const [theirs] = await claimDue(db.prisma, 1, "worker-b", 60_000);
+    const transition = await finishOperations(
+      db.prisma,
+      [
+        { id: mine[0]!.id, finish: { to: "completed", result: { n: 0 } } },
+        { id: mine[1]!.id, finish: { to: "completed", result: { n: 1 } } },
+        { id: mine[2]!.id, finish: { to: "failed", error: { message: "no" } } },
+        { id: mine[3]!.id, finish: { to: "pending", delayMs: 0, refundAttempt: true } },
+        { id: theirs!.id, finish: { to: "completed", result: "stolen" } },
+      ],
+      "worker-a",
+      0,
+    );
+    expect(new Map(transition.rows.map((row) => [row.id, row.status]))).toEqual(
+      new Map([
+        [mine[0]!.id, "completed"],
+        [mine[1]!.id, "completed"],
+        [mine[2]!.id, "failed"],
+        [mine[3]!.id, "pending"],
+      ]),
+    );
+    expect(transition.events.map((event) => event.topic).sort()).toEqual([
+      "operation.completed",
+      "operation.completed",
+      "operation.failed",
+    ]);
+    expect(await batchRow(batch.id)).toMatchObject({
+      completed_count: 2,
+      failed_count: 1,
+      status: "processing",
+    });
+    expect((await ops.getOperation("t", mine[3]!.id)).attempts).toBe(0);
+    expect((await ops.getOperation("t", theirs!.id)).status).toBe("processing");
   });
 
   it("refuses a transition from a worker that does not hold the lease, changing nothing", async () => {

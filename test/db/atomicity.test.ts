@@ -17,13 +17,16 @@ import { countRows, documents, truncateAll, types, waitFor } from "../support/fi
 
 let db: TestDatabase;
 
-// Test-only faults inside the database, armed per transaction with `SET LOCAL faults.at = …`:
-// after the parent row, before the k-th child row (so k-1 children are already written), a slow
-// k-th child (to kill the backend mid-statement), and at commit.
+// Test-only faults inside the database, armed by a row in fault_armed (a row, not a session
+// setting, because a submit on its own is one statement on whichever pooled connection): after the
+// parent row, before the k-th child row (so k-1 children are already written), a slow k-th child
+// (to kill the backend mid-statement), and at commit.
 const FAULT_TRIGGERS = `
+CREATE TABLE fault_armed (point text NOT NULL);
+
 CREATE FUNCTION fault_after_parent() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF current_setting('faults.at', true) = 'after-parent' THEN RAISE EXCEPTION 'fault: after parent'; END IF;
+  IF EXISTS (SELECT 1 FROM fault_armed WHERE point = 'after-parent') THEN RAISE EXCEPTION 'fault: after parent'; END IF;
   RETURN NULL;
 END $$;
 CREATE TRIGGER fault_after_parent AFTER INSERT ON operation_batches FOR EACH ROW EXECUTE FUNCTION fault_after_parent();
@@ -31,30 +34,38 @@ CREATE TRIGGER fault_after_parent AFTER INSERT ON operation_batches FOR EACH ROW
 CREATE FUNCTION fault_before_child() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   seen integer := coalesce(nullif(current_setting('faults.children', true), ''), '0')::integer + 1;
-  armed text := coalesce(current_setting('faults.at', true), '');
 BEGIN
   PERFORM set_config('faults.children', seen::text, true);
-  IF armed = 'before-child-' || seen THEN RAISE EXCEPTION 'fault: before child %', seen; END IF;
-  IF armed = 'slow-child-' || seen THEN PERFORM pg_sleep(30); END IF;
+  IF EXISTS (SELECT 1 FROM fault_armed WHERE point = 'before-child-' || seen) THEN
+    RAISE EXCEPTION 'fault: before child %', seen;
+  END IF;
+  IF EXISTS (SELECT 1 FROM fault_armed WHERE point = 'slow-child-' || seen) THEN PERFORM pg_sleep(30); END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER fault_before_child BEFORE INSERT ON operations FOR EACH ROW EXECUTE FUNCTION fault_before_child();
 
 CREATE FUNCTION fault_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF current_setting('faults.at', true) = 'at-commit' THEN RAISE EXCEPTION 'fault: at commit'; END IF;
+  IF EXISTS (SELECT 1 FROM fault_armed WHERE point = 'at-commit') THEN RAISE EXCEPTION 'fault: at commit'; END IF;
   RETURN NULL;
 END $$;
 CREATE CONSTRAINT TRIGGER fault_at_commit AFTER INSERT ON operation_outbox
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fault_at_commit();
 `;
 
+async function arm(point: string): Promise<void> {
+  await db.pool.query(`INSERT INTO fault_armed (point) VALUES ($1)`, [point]);
+}
+
 beforeAll(async () => {
   db = await createTestDatabase();
   await db.pool.query(FAULT_TRIGGERS);
 });
 afterAll(() => db.close());
-beforeEach(() => truncateAll(db.pool));
+beforeEach(async () => {
+  await truncateAll(db.pool);
+  await db.pool.query(`TRUNCATE fault_armed`);
+});
 
 /**
  * Reads every batch with its children and events in one snapshot, over and over, until stopped;
@@ -88,19 +99,8 @@ function startReader() {
   };
 }
 
-function serviceWithFault(
-  fault: (
-    boundary: SubmitBoundary,
-    tx: Parameters<NonNullable<Parameters<typeof createOperations>[0]["onSubmitBoundary"]>>[1],
-  ) => Promise<void>,
-) {
+function serviceWithFault(fault: NonNullable<Parameters<typeof createOperations>[0]["onSubmitBoundary"]>) {
   return createOperations({ prisma: db.prisma, types, logger: silentLogger, onSubmitBoundary: fault });
-}
-
-async function armDatabaseFault(point: string) {
-  return serviceWithFault(async (boundary, tx) => {
-    if (boundary === "before-insert") await tx.$executeRaw`SELECT set_config('faults.at', ${point}, true)`;
-  });
 }
 
 const twelveChildren = () => ({
@@ -135,7 +135,8 @@ describe("regression: a failure while building the 2nd child leaves nothing behi
   });
 
   it("in the database (the 2nd child's INSERT fails): the parent rolls back with it", async () => {
-    const ops = await armDatabaseFault("before-child-2");
+    await arm("before-child-2");
+    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
     await expect(ops.submitBatch(twelveChildren())).rejects.toThrow("fault: before child 2");
     expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
   });
@@ -198,7 +199,7 @@ describe("regression: a failed dispatch after commit hides nothing and loses not
 });
 
 describe("regression: faults at every write boundary of a submit", () => {
-  const codeBoundaries: SubmitBoundary[] = ["before-insert", "after-insert", "after-outbox"];
+  const codeBoundaries: SubmitBoundary[] = ["before-insert", "after-insert"];
   const databaseBoundaries = [
     "after-parent",
     "before-child-1",
@@ -214,14 +215,28 @@ describe("regression: faults at every write boundary of a submit", () => {
       const ops = serviceWithFault(async (at) => {
         if (at === boundary) throw new Error(`fault: ${boundary}`);
       });
-      await expect(ops.submitBatch(twelveChildren())).rejects.toThrow(`fault: ${boundary}`);
+      // Inside a caller's transaction both points come before the commit; on its own the submit
+      // is one statement, so only `before-insert` comes before anything is written.
+      await expect(ops.transaction((tx) => ops.submitBatch(twelveChildren(), { tx }))).rejects.toThrow(
+        `fault: ${boundary}`,
+      );
       expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
+      if (boundary === "before-insert") {
+        await expect(ops.submitBatch(twelveChildren())).rejects.toThrow(`fault: ${boundary}`);
+        expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
+      }
     }
     for (const point of databaseBoundaries) {
-      const ops = await armDatabaseFault(point);
+      await db.pool.query(`TRUNCATE fault_armed`);
+      await arm(point);
+      const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
       await expect(ops.submitBatch(twelveChildren())).rejects.toThrow(/fault: /);
+      await expect(ops.transaction((tx) => ops.submitBatch(twelveChildren(), { tx }))).rejects.toThrow(
+        /fault: /,
+      );
       expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
     }
+    await db.pool.query(`TRUNCATE fault_armed`);
     // And submits without a fault, interleaved with the reader, are whole.
     const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
     for (let i = 0; i < 5; i++) await ops.submitBatch(twelveChildren());
@@ -235,7 +250,7 @@ describe("regression: faults at every write boundary of a submit", () => {
     // Inside a plain $transaction nothing dispatches afterwards, so no row is updated after commit.
     let txid = "";
     const ops = serviceWithFault(async (boundary, tx) => {
-      if (boundary !== "after-outbox") return;
+      if (boundary !== "after-insert") return;
       const [row] = await tx.$queryRaw<
         { txid: string }[]
       >`SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text AS txid`;
@@ -259,7 +274,7 @@ describe("regression: the submitting connection is killed", () => {
     expect(rows[0].killed).toBe(true);
   }
 
-  it("between statements of the transaction: nothing commits, and the service recovers", async () => {
+  it("inside the caller's transaction, after the submit's statement: nothing commits, and the service recovers", async () => {
     const reader = startReader();
     const victim = db.newPrisma({ applicationName: "victim" });
     const ops = createOperations({
@@ -272,7 +287,7 @@ describe("regression: the submitting connection is killed", () => {
         await terminate(row!.pid);
       },
     });
-    await expect(ops.submitBatch(twelveChildren())).rejects.toThrow();
+    await expect(ops.transaction((tx) => ops.submitBatch(twelveChildren(), { tx }))).rejects.toThrow();
     expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
 
     const healthy = createOperations({ prisma: victim, types, logger: silentLogger });
@@ -285,15 +300,8 @@ describe("regression: the submitting connection is killed", () => {
   it("in the middle of the children's INSERT: nothing commits", async () => {
     const reader = startReader();
     const victim = db.newPrisma({ applicationName: "victim-mid-statement" });
-    const ops = createOperations({
-      prisma: victim,
-      types,
-      logger: silentLogger,
-      onSubmitBoundary: async (boundary, tx) => {
-        if (boundary === "before-insert")
-          await tx.$executeRaw`SELECT set_config('faults.at', 'slow-child-6', true)`;
-      },
-    });
+    await arm("slow-child-6");
+    const ops = createOperations({ prisma: victim, types, logger: silentLogger });
     const submit = ops.submitBatch(twelveChildren());
     submit.catch(() => undefined);
     let pid = 0;

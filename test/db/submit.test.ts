@@ -450,15 +450,22 @@ describe("task backends", () => {
     expect((await ops.getBatch("t", result.batch.id)).status).toBe("failed");
   });
 
-  it("worker wakes listening workers with NOTIFY after commit", async () => {
+  it("worker: the submit's commit wakes listening workers (NOTIFY), and a rollback wakes nobody", async () => {
     const listener = new Client({ connectionString: db.url });
     await listener.connect();
     const notes: string[] = [];
     listener.on("notification", (message) => notes.push(`${message.channel}:${message.payload}`));
     await listener.query(`LISTEN prisma_operations_wake`);
-    await service().submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) });
+    const ops = service();
+    await expect(
+      ops.transaction(async (tx) => {
+        await ops.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) }, { tx });
+        throw new Error("rolled back");
+      }),
+    ).rejects.toThrow("rolled back");
+    await ops.submitOperation({ tenantId: "t", type: "email.send", payload: { to: "a@b.co", subject: "s" } });
     await waitFor("the wake-up notification", () => notes.length > 0);
-    expect(notes).toEqual(["prisma_operations_wake:documents.ingest"]);
+    expect(notes).toEqual(["prisma_operations_wake:email.send"]); // only the committed one
     await listener.end();
   });
 });

@@ -402,7 +402,10 @@ describe("failure policies and the cancelled child", () => {
     await waitFor("the batch to fail", async () => (await ops.getBatch("t", batch.id)).status === "failed");
     const final = await ops.getBatch("t", batch.id);
     expect(final.counts).toMatchObject({ failed: 1, cancelled: 4, completed: 0, pending: 0, processing: 0 });
-    expect(ran.sort()).toEqual([0, 1]); // the others never started
+    // The others never started — except, possibly, one claimed in the very instant of the failure,
+    // which was then asked to stop like the running one.
+    expect(ran).toEqual(expect.arrayContaining([0, 1]));
+    expect(ran.length).toBeLessThanOrEqual(3);
     const { rows } = await db.pool.query(
       `SELECT topic, count(*)::int AS n FROM operation_outbox WHERE aggregate_id = $1 GROUP BY topic ORDER BY topic`,
       [batch.id],

@@ -4,7 +4,11 @@ const limits = { maxBytes: 1000, maxDepth: 5 };
 
 describe("inspectJson", () => {
   it("measures valid JSON in UTF-8 bytes", () => {
-    expect(inspectJson({ a: "é" }, limits)).toEqual({ ok: true, bytes: Buffer.byteLength('{"a":"é"}') });
+    expect(inspectJson({ a: "é" }, limits)).toEqual({
+      ok: true,
+      bytes: Buffer.byteLength('{"a":"é"}'),
+      json: '{"a":"é"}',
+    });
   });
 
   it("accepts exactly the limit and refuses one byte more", () => {
