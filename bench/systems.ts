@@ -92,7 +92,8 @@ export async function ours(url: string): Promise<System> {
       const worker = ops.createWorker({
         handlers: { bench: () => null },
         concurrency,
-        batchSize: concurrency,
+        batchSize: workerSettings.batchSize,
+        prefetch: workerSettings.prefetch,
         pollIntervalMs: 50,
         listen: { connectionString: url },
       });
