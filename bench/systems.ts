@@ -71,6 +71,7 @@ export async function ours(url: string): Promise<System> {
   const workerSettings = {
     concurrency: 16,
     batchSize: 16,
+    prefetch: 0,
     pollIntervalMs: 50,
     listen: true,
     relay: "on",

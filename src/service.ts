@@ -446,7 +446,6 @@ export class OperationsService<T extends OperationTypes> {
         const transition = await repo.requeueFinished(
           tx,
           { operationId: id, tenantId: tenant },
-          TOPICS.operationRetried,
           this.dispatcher.policy.inlineLeaseMs,
         );
         return transition.events;
@@ -470,7 +469,7 @@ export class OperationsService<T extends OperationTypes> {
     const delay = this.dispatcher.policy.inlineLeaseMs;
     const events = await this.retryingDeadlocks(() =>
       this.prisma.$transaction(async (tx) => {
-        const transition = await repo.requeueFinished(tx, { batchId: id, tenantId: tenant }, null, delay);
+        const transition = await repo.requeueFinished(tx, { batchId: id, tenantId: tenant }, delay);
         if (transition.changed === 0) return [];
         const retried = await repo.insertOutboxEvents(
           tx,

@@ -245,8 +245,8 @@ export function cancelPending(db: Db, target: Target, eventDelayMs: number) {
   return runTransition(db, statements.cancelPending(target, eventDelayMs));
 }
 
-export function requeueFinished(db: Db, target: Target, topic: string | null, eventDelayMs: number) {
-  return runTransition(db, statements.requeueFinished(target, topic, eventDelayMs));
+export function requeueFinished(db: Db, target: Target, eventDelayMs: number) {
+  return runTransition(db, statements.requeueFinished(target, eventDelayMs));
 }
 
 export async function requestCancel(db: Db, target: Target): Promise<number> {

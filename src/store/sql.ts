@@ -503,10 +503,10 @@ export function requestCancel(target: Target): Sql {
 
 /**
  * failed | cancelled → pending with fresh attempts, for the target's failed and cancelled rows;
- * their batches' counters go back down and a finished batch is processing again. `topic` names
- * the event each row gets (none for a batch retry, which writes one `batch.retried` instead).
+ * their batches' counters go back down and a finished batch is processing again. Each re-queued
+ * row gets an `operation.retried` event.
  */
-export function requeueFinished(target: Target, topic: string | null, eventDelayMs: number): Sql {
+export function requeueFinished(target: Target, eventDelayMs: number): Sql {
   return transition(
     sql`
       UPDATE operations o
@@ -517,7 +517,7 @@ export function requeueFinished(target: Target, topic: string | null, eventDelay
       WHERE o.id = old.old_id
       RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts, 0 AS d_completed,
         -(old.old_status = 'failed')::int AS d_failed, -(old.old_status = 'cancelled')::int AS d_cancelled,
-        ${topic}::text AS topic`,
+        'operation.retried'::text AS topic`,
     eventDelayMs,
     false,
     true,

@@ -1,0 +1,144 @@
+// The invariants the soak checks once the system has settled, each against the database and the
+// recorded deliveries (soak_runs, soak_deliveries). Returns one line per violated invariant.
+import type { Pool } from "pg";
+
+/** What the submitter knows that the database cannot tell: keys it used, submits it rolled back. */
+export interface Known {
+  settled: boolean;
+  /** Per idempotency key, the `tenant/batchId` each submit with it returned. */
+  keyed: Map<string, Set<string>>;
+  /** Batch ids returned inside transactions that were then rolled back. */
+  rolledBack: string[];
+}
+
+export async function checkInvariants(db: Pool, known: Known): Promise<string[]> {
+  const violations: string[] = [];
+  const expectNone = async (what: string, sql: string, params: unknown[] = []) => {
+    const { rows } = await db.query(sql, params);
+    if (rows.length) violations.push(`${what}: ${rows.length} (e.g. ${JSON.stringify(rows.slice(0, 3))})`);
+  };
+  if (!known.settled) violations.push("the system did not settle: work or events still pending after 180 s");
+
+  // Every batch is terminal iff all its children are, with the outcome the rules give, and its
+  // counters equal the real child counts.
+  await expectNone(
+    "batch whose counters differ from its children",
+    `SELECT b.id, b.completed_count, b.failed_count, b.cancelled_count, a.*
+     FROM operation_batches b CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
+              count(*) FILTER (WHERE status = 'failed')::int AS failed,
+              count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
+              count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS active,
+              count(*)::int AS children
+       FROM operations o WHERE o.batch_id = b.id) a
+     WHERE (b.completed_count, b.failed_count, b.cancelled_count) <> (a.completed, a.failed, a.cancelled)`,
+  );
+  await expectNone(
+    "batch terminal while a child is not, or not terminal while all are",
+    `SELECT b.id, b.status FROM operation_batches b
+     WHERE (b.status IN ('completed', 'failed', 'cancelled'))
+        <> NOT EXISTS (SELECT 1 FROM operations o WHERE o.batch_id = b.id AND o.status IN ('pending', 'processing'))`,
+  );
+  await expectNone(
+    "batch whose status is not the outcome of its children",
+    `SELECT b.id, b.status FROM operation_batches b
+     WHERE b.status IN ('completed', 'failed', 'cancelled') AND b.status::text <> (
+       SELECT CASE WHEN bool_or(o.status = 'failed') THEN 'failed'
+                   WHEN bool_or(o.status = 'cancelled') THEN 'cancelled' ELSE 'completed' END
+       FROM operations o WHERE o.batch_id = b.id)`,
+  );
+  // No parent without (all of) its children; no processing row with an expired lease.
+  await expectNone(
+    "batch with fewer or more children than child_count",
+    `SELECT b.id, b.child_count FROM operation_batches b
+     WHERE b.child_count <> (SELECT count(*) FROM operations o WHERE o.batch_id = b.id)`,
+  );
+  await expectNone(
+    "operation processing with an expired lease",
+    `SELECT id, locked_by FROM operations WHERE status = 'processing' AND locked_until < now()`,
+  );
+  // Every event delivered at least once; none dead (the subscriber only hiccups).
+  await expectNone(
+    "event never delivered",
+    `SELECT e.id, e.topic, e.dead_at FROM operation_outbox e
+     WHERE e.dispatched_at IS NULL OR NOT EXISTS (SELECT 1 FROM soak_deliveries d WHERE d.event_id = e.id)`,
+  );
+  await expectNone(
+    "delivery of an event that is not in the outbox",
+    `SELECT d.event_id FROM soak_deliveries d WHERE NOT EXISTS (SELECT 1 FROM operation_outbox e WHERE e.id = d.event_id)`,
+  );
+  // Every terminal operation has the event of its final state, written after its last re-queue.
+  await expectNone(
+    "terminal operation without its operation.<status> event",
+    `SELECT o.id, o.status FROM operations o
+     WHERE o.status IN ('completed', 'failed', 'cancelled')
+       AND NOT EXISTS (
+         SELECT 1 FROM operation_outbox e
+         WHERE e.aggregate_id = o.id AND e.topic = 'operation.' || o.status
+           AND e.id > COALESCE((SELECT max(r.id) FROM operation_outbox r
+                                WHERE r.topic = 'operation.retried' AND r.aggregate_id = o.id), 0))`,
+  );
+  // Exactly one batch.* terminal event per terminal episode. Per batch, in commit order (its
+  // events are written under its row lock): T for a terminal event, R for a retry that may re-open
+  // it. Never two Ts without an R between; a finished batch's sequence ends with its T.
+  const { rows: episodes } = await db.query(`
+    SELECT b.id, b.status::text AS status,
+           COALESCE(string_agg(CASE WHEN e.topic IN ('batch.retried', 'operation.retried') THEN 'R' ELSE 'T' END,
+                               '' ORDER BY e.id), '') AS sequence
+    FROM operation_batches b
+    LEFT JOIN operation_outbox e
+      ON (e.aggregate_id = b.id AND e.topic IN ('batch.completed', 'batch.failed', 'batch.cancelled', 'batch.retried'))
+      OR (e.topic = 'operation.retried' AND e.aggregate_id IN (SELECT o.id FROM operations o WHERE o.batch_id = b.id))
+    GROUP BY b.id, b.status`);
+  const badEpisodes = episodes.filter(
+    (batch) =>
+      /TT/.test(batch.sequence) ||
+      (["completed", "failed", "cancelled"].includes(batch.status) && !batch.sequence.endsWith("T")),
+  );
+  if (badEpisodes.length) {
+    violations.push(
+      `batch whose terminal events do not match its episodes: ${badEpisodes.length} (e.g. ${JSON.stringify(
+        badEpisodes.slice(0, 3),
+      )})`,
+    );
+  }
+  // No event for a rolled-back submit.
+  await expectNone(
+    "event or row of a rolled-back submit",
+    `SELECT id FROM operation_batches WHERE id = ANY($1::uuid[])
+     UNION ALL SELECT aggregate_id FROM operation_outbox WHERE aggregate_id = ANY($1::uuid[])
+     UNION ALL SELECT aggregate_id FROM soak_deliveries WHERE aggregate_id = ANY($1::uuid[])`,
+    [known.rolledBack],
+  );
+  // Each idempotency key maps to one batch.
+  for (const [key, batches] of known.keyed) {
+    const byTenant = new Map<string, Set<string>>();
+    for (const entry of batches) {
+      const [tenant, id] = entry.split("/") as [string, string];
+      byTenant.set(tenant, (byTenant.get(tenant) ?? new Set()).add(id));
+    }
+    for (const [tenant, ids] of byTenant) {
+      if (ids.size > 1) violations.push(`idempotency key ${tenant}/${key} returned ${ids.size} batches`);
+    }
+  }
+  await expectNone(
+    "idempotency key held by two batches",
+    `SELECT tenant_id, idempotency_key, count(*) FROM operation_batches WHERE idempotency_key IS NOT NULL
+     GROUP BY 1, 2 HAVING count(*) > 1`,
+  );
+  // No handler ran for an operation cancelled before it was claimed: its operation.cancelled event
+  // says attempts 0 (never claimed since it was submitted or last re-queued), so no run may have
+  // started since that re-queue — unless it was re-queued again afterwards.
+  await expectNone(
+    "handler ran for an operation cancelled before any claim",
+    `SELECT e.aggregate_id, r.started_at FROM operation_outbox e
+     JOIN soak_runs r ON r.operation_id = e.aggregate_id
+     WHERE e.topic = 'operation.cancelled' AND (e.payload->>'attempts')::int = 0
+       AND r.started_at > COALESCE((SELECT max(q.created_at) FROM operation_outbox q
+                                    WHERE q.id < e.id AND q.topic = 'operation.retried' AND q.aggregate_id = e.aggregate_id),
+                                   '-infinity')
+       AND NOT EXISTS (SELECT 1 FROM operation_outbox later
+                       WHERE later.id > e.id AND later.topic = 'operation.retried' AND later.aggregate_id = e.aggregate_id)`,
+  );
+  return violations;
+}

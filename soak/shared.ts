@@ -1,0 +1,71 @@
+// What the soak's orchestrator and its worker nodes share: the operation types and the handler
+// behaviours the chaos mixes.
+import { z } from "zod";
+import { defineOperationType } from "../src";
+
+/**
+ * How a handler behaves, chosen per operation by the submitter:
+ * - ok: returns at once
+ * - flaky: fails (retryably) on its first attempt, then succeeds
+ * - broken: always fails (retryably): ends failed when attempts run out
+ * - fatal: throws NonRetryableError
+ * - slow: runs 20–200 ms, honouring its signal
+ * - stuck: outruns its type's timeout on the first attempt, then succeeds
+ */
+export const MODES = ["ok", "flaky", "broken", "fatal", "slow", "stuck"] as const;
+export type Mode = (typeof MODES)[number];
+
+const Task = z.object({ n: z.number().int(), mode: z.enum(MODES), ms: z.number().int().nonnegative() });
+
+const fastRetries = { baseMs: 50, maxMs: 400, jitter: 0.5 };
+
+export const soakTypes = {
+  "soak.task": defineOperationType({
+    payload: Task,
+    maxAttempts: 3,
+    retryBackoff: fastRetries,
+    timeoutMs: 1_000,
+  }),
+};
+
+export type SoakTypes = typeof soakTypes;
+
+/** Short leases, so that a killed worker's rows come back within seconds. */
+export const LEASE_MS = 3_000;
+
+/** Where a node or the submitter records the deliveries it makes. */
+export interface DeliveryLog {
+  query(text: string, values: unknown[]): Promise<unknown>;
+}
+
+/**
+ * The soak's subscriber: records every delivery it gets, and fails one in twenty on purpose so
+ * that the outbox has to retry. Every process that creates the service has it (see the README:
+ * whichever process commits an event delivers it).
+ */
+export function deliveryRecorder(log: DeliveryLog, node: string) {
+  let deliveries = 0;
+  return {
+    name: "soak-recorder",
+    async deliver(event: { id: string; topic: string; aggregateId: string }) {
+      if (++deliveries % 20 === 0) throw new Error("subscriber hiccup");
+      await log.query(
+        `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node) VALUES ($1, $2, $3, $4)`,
+        [event.id, event.topic, event.aggregateId, node],
+      );
+    },
+  };
+}
+
+export const SOAK_TABLES = `
+  CREATE TABLE soak_runs (operation_id uuid NOT NULL, node text NOT NULL, attempt int NOT NULL,
+                          started_at timestamptz NOT NULL DEFAULT clock_timestamp());
+  CREATE TABLE soak_deliveries (event_id bigint NOT NULL, topic text NOT NULL, aggregate_id uuid NOT NULL,
+                                node text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+  CREATE INDEX ON soak_runs (operation_id);
+  CREATE INDEX ON soak_deliveries (event_id);`;
+
+export const OUTBOX_BACKOFF = { baseMs: 100, maxMs: 1_000, jitter: 0.5 };
+
+/** Events a killed process committed but did not deliver come back to the relays after this. */
+export const INLINE_LEASE_MS = 3_000;
