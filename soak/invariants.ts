@@ -82,13 +82,17 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
   // events are written under its row lock): T for a terminal event, R for a retry that may re-open
   // it. Never two Ts without an R between; a finished batch's sequence ends with its T.
   const { rows: episodes } = await db.query(`
-    SELECT b.id, b.status::text AS status,
-           COALESCE(string_agg(CASE WHEN e.topic IN ('batch.retried', 'operation.retried') THEN 'R' ELSE 'T' END,
-                               '' ORDER BY e.id), '') AS sequence
-    FROM operation_batches b
-    LEFT JOIN operation_outbox e
-      ON (e.aggregate_id = b.id AND e.topic IN ('batch.completed', 'batch.failed', 'batch.cancelled', 'batch.retried'))
-      OR (e.topic = 'operation.retried' AND e.aggregate_id IN (SELECT o.id FROM operations o WHERE o.batch_id = b.id))
+    WITH marks AS (
+      SELECT aggregate_id AS batch_id, id, 'T' AS kind FROM operation_outbox
+      WHERE topic IN ('batch.completed', 'batch.failed', 'batch.cancelled')
+      UNION ALL
+      SELECT aggregate_id, id, 'R' FROM operation_outbox WHERE topic = 'batch.retried'
+      UNION ALL
+      SELECT o.batch_id, e.id, 'R' FROM operation_outbox e JOIN operations o ON o.id = e.aggregate_id
+      WHERE e.topic = 'operation.retried' AND o.batch_id IS NOT NULL
+    )
+    SELECT b.id, b.status::text AS status, COALESCE(string_agg(m.kind, '' ORDER BY m.id), '') AS sequence
+    FROM operation_batches b LEFT JOIN marks m ON m.batch_id = b.id
     GROUP BY b.id, b.status`);
   const badEpisodes = episodes.filter(
     (batch) =>

@@ -557,8 +557,8 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   /**
-   * Runs `work` in the caller's transaction, or in one of our own. `eventDelayMs` tells the
-   * writer how long to keep its events from the relay: the inline lease when this process will
+   * Runs `work` (one statement) in the caller's transaction, or on its own. `eventDelayMs` tells
+   * the writer how long to keep its events from the relay: the inline lease when this process will
    * dispatch them after commit, zero when only the relay will.
    */
   private async write<V>(

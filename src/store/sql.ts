@@ -1,6 +1,6 @@
 // Every raw statement the module issues, in one file (as pg-boss keeps its in plans.ts): the
 // places where Prisma's query API cannot say it — SKIP LOCKED claims, counters updated with
-// RETURNING, multi-row inserts by unnest, advisory locks, NOTIFY. Each function returns a
+// RETURNING, multi-row inserts by unnest, ON CONFLICT, NOTIFY. Each function returns a
 // parameterized statement; nothing here runs it. Values are always bound parameters; the only
 // text spliced in is fixed SQL from this file.
 import { raw, sqltag as sql, type Sql } from "@prisma/client/runtime/client";
