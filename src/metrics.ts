@@ -2,18 +2,9 @@
 // running, batches in flight, the age of the oldest claimable operation, and the outbox backlog.
 // Batches (parents) are never counted as work: they are not in the operations table.
 import { Gauge, Registry } from "prom-client";
-import { readStats, type Db } from "./store/repository";
+import { readStats, type Db, type OperationStatsRow } from "./store/repository";
 
-export interface QueueStatsRow {
-  type: string;
-  tenantId: string;
-  /** Pending and due: a worker could take it now. */
-  claimable: number;
-  /** Pending, waiting for its run_at (scheduled, or backing off after a failure). */
-  scheduled: number;
-  processing: number;
-  /** Seconds since the oldest claimable operation became due (0 when none). */
-  oldestClaimableAgeSeconds: number;
+export interface QueueStatsRow extends OperationStatsRow {
   /** Batches of this type and tenant not yet terminal. */
   batchesInFlight: number;
 }

@@ -291,12 +291,16 @@ export async function reconcileBatches(
   return { fixed: row?.fixed ?? 0, events };
 }
 
+/** Work per type and tenant, as operationStats() reads it. */
 export interface OperationStatsRow {
   type: string;
   tenantId: string;
+  /** Pending and due: a worker could take it now. */
   claimable: number;
+  /** Pending, waiting for its run_at (scheduled, or backing off after a failure). */
   scheduled: number;
   processing: number;
+  /** Seconds since the oldest claimable operation became due (0 when none). */
   oldestClaimableAgeSeconds: number;
 }
 

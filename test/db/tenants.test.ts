@@ -5,7 +5,7 @@ import { z } from "zod";
 import { createOperations, defineOperationType, NotFoundError, type Logger } from "../../src";
 import { claimDue, finishOperations } from "../../src/store/repository";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { countRows, truncateAll } from "../support/fixtures";
+import { countRows, truncateAll, waitFor } from "../support/fixtures";
 
 let db: TestDatabase;
 
@@ -26,15 +26,17 @@ const types = {
   [INJECTION]: defineOperationType({ payload: z.object({ text: z.string() }) }),
 };
 
-function service(logger?: Logger) {
+/** A logger that keeps every line, to look for what it must not contain. */
+function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  const capture: Logger = {
-    debug: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-    info: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-    warn: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-    error: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-  };
-  return { ops: createOperations({ prisma: db.prisma, types, logger: logger ?? capture }), lines };
+  const keep = (message: string, context?: Record<string, unknown>) =>
+    void lines.push(`${message} ${JSON.stringify(context ?? {})}`);
+  return { logger: { debug: keep, info: keep, warn: keep, error: keep }, lines };
+}
+
+function service() {
+  const { logger, lines } = capturingLogger();
+  return { ops: createOperations({ prisma: db.prisma, types, logger }), lines };
 }
 
 describe("tenants", () => {
@@ -200,13 +202,7 @@ describe("payload contents stay out of errors and logs", () => {
   });
 
   it("in what workers and dispatch log when things go wrong", async () => {
-    const lines: string[] = [];
-    const logger: Logger = {
-      debug: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-      info: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-      warn: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-      error: (m, c) => void lines.push(`${m} ${JSON.stringify(c ?? {})}`),
-    };
+    const { logger, lines } = capturingLogger();
     const ops = createOperations({
       prisma: db.prisma,
       types,
@@ -234,9 +230,10 @@ describe("payload contents stay out of errors and logs", () => {
       relay: { pollIntervalMs: 20 },
     });
     await worker.start();
-    for (let i = 0; i < 100 && (await ops.getOperation("t", operation.id)).status !== "failed"; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(
+      "the handler's failure to be recorded",
+      async () => (await ops.getOperation("t", operation.id)).status === "failed",
+    );
     await worker.stop();
     expect((await ops.getOperation("t", operation.id)).status).toBe("failed");
     expect(lines.length).toBeGreaterThan(0);
