@@ -11,10 +11,6 @@ export class Loop {
 
   constructor(private readonly pass: () => Promise<number>) {}
 
-  get isRunning(): boolean {
-    return this.running;
-  }
-
   start(): void {
     if (this.running) return;
     this.running = true;

@@ -271,13 +271,6 @@ export async function lockOperation(tx: TransactionClient, tenantId: string, id:
   return row;
 }
 
-export async function lockBatch(tx: TransactionClient, tenantId: string, id: string) {
-  const [row] = await tx.$queryRaw<{ status: OperationStatus; type: string; retryable: number }[]>(
-    statements.lockBatch(tenantId, id),
-  );
-  return row;
-}
-
 export async function reconcileBatches(
   db: Db,
   limit: number,

@@ -531,13 +531,6 @@ export function lockOperation(tenantId: string, id: string): Sql {
     FROM operations WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
 }
 
-/** Locks a tenant's batch for a cancel or retry decision and says its state. */
-export function lockBatch(tenantId: string, id: string): Sql {
-  return sql`
-    SELECT status::text AS "status", type, failed_count + cancelled_count AS "retryable"
-    FROM operation_batches WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
-}
-
 /**
  * Repairs batches still in flight although none of their children is (possible only through rows
  * changed outside this module, e.g. children deleted): counters are recounted from the children,
