@@ -357,7 +357,7 @@ export class OperationsService<T extends OperationTypes> {
         isolationLevel: options.isolationLevel,
       },
     );
-    if (written.length) await this.dispatcher.dispatchCommitted(written);
+    await this.dispatcher.dispatchCommitted(written);
     return result;
   }
 
@@ -399,7 +399,7 @@ export class OperationsService<T extends OperationTypes> {
         return { state: "cancelled" as const, events: transition.events };
       }),
     );
-    await this.dispatchAfterCommit(outcome.events);
+    await this.dispatcher.dispatchCommitted(outcome.events);
     return { state: outcome.state, operation: await this.getOperation(tenant, id) };
   }
 
@@ -422,7 +422,7 @@ export class OperationsService<T extends OperationTypes> {
         return (await repo.cancelPending(tx, target, this.dispatcher.policy.inlineLeaseMs)).events;
       }),
     );
-    await this.dispatchAfterCommit(events);
+    await this.dispatcher.dispatchCommitted(events);
     return this.getBatch(tenant, id);
   }
 
@@ -451,7 +451,7 @@ export class OperationsService<T extends OperationTypes> {
         return transition.events;
       }),
     );
-    await this.dispatchAfterCommit(events);
+    await this.dispatcher.dispatchCommitted(events);
     return this.getOperation(tenant, id);
   }
 
@@ -488,7 +488,7 @@ export class OperationsService<T extends OperationTypes> {
     );
     if (events.length === 0)
       throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
-    await this.dispatchAfterCommit(events);
+    await this.dispatcher.dispatchCommitted(events);
     return this.getBatch(tenant, id);
   }
 
@@ -539,10 +539,6 @@ export class OperationsService<T extends OperationTypes> {
   }
 
   // --- internals ----------------------------------------------------------------------------------
-
-  private async dispatchAfterCommit(events: OutboxRow[]): Promise<void> {
-    if (events.length) await this.dispatcher.dispatchCommitted(events);
-  }
 
   /** Runs `fn` again when PostgreSQL chose it as a deadlock victim (P2034), up to 3 times. */
   private async retryingDeadlocks<R>(fn: () => Promise<R>): Promise<R> {

@@ -9,17 +9,18 @@ import { claimOperationsById, pendingChildIds, type Db } from "../store/reposito
 import type { OutboxRow } from "../store/sql";
 import { executeHandler, recordOutcomes, type ExecutionConfig } from "./runner";
 
-/** Events after which there is work to run. */
+/**
+ * Events after which there is work to run. A batch retry is covered by the `operation.retried`
+ * event each re-queued child gets; its `batch.retried` would only claim the same rows again.
+ */
 export const WORK_TOPICS: readonly string[] = [
   TOPICS.batchSubmitted,
   TOPICS.operationSubmitted,
-  TOPICS.batchRetried,
   TOPICS.operationRetried,
 ];
 
 function operationIdsOf(db: Db, topic: string, aggregateId: string): Promise<string[]> {
-  const isBatch = topic === TOPICS.batchSubmitted || topic === TOPICS.batchRetried;
-  return isBatch ? pendingChildIds(db, aggregateId) : Promise.resolve([aggregateId]);
+  return topic === TOPICS.batchSubmitted ? pendingChildIds(db, aggregateId) : Promise.resolve([aggregateId]);
 }
 
 /**

@@ -5,8 +5,8 @@
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
-import { notify, reapExpiredLeases, reconcileBatches, type Db } from "../store/repository";
-import { WAKE_CHANNEL, type OutboxRow } from "../store/sql";
+import { reapExpiredLeases, reconcileBatches, type Db } from "../store/repository";
+import type { OutboxRow } from "../store/sql";
 
 export interface ReaperOptions {
   /** Pause between passes. Default 5,000 ms. */
@@ -54,7 +54,6 @@ export class Reaper {
     const reaped = await reapExpiredLeases(this.db, this.options.batchSize, 0);
     if (reaped.changed > 0) {
       this.logger.warn("took back operations whose lease expired", { count: reaped.changed });
-      if (reaped.rows.some((row) => row.status === "pending")) await notify(this.db, WAKE_CHANNEL, "");
     }
     const reconciled = await reconcileBatches(
       this.db,

@@ -46,6 +46,7 @@ export async function childIds(db: Db, batchId: string): Promise<string[]> {
   return rows.map((row) => row.id);
 }
 
+/** Events as json_agg returns them: createdAt is a string there. */
 function parseEvents(events: OutboxRow[] | null): OutboxRow[] {
   return (events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
 }
@@ -55,12 +56,7 @@ function parseEvents(events: OutboxRow[] | null): OutboxRow[] {
  * was taken: nothing was written.
  */
 export async function insertBatch(db: Db, plan: BatchPlan, eventDelayMs: number) {
-  const [result] = await db.$queryRaw<statements.InsertedRow[]>(
-    statements.insertBatch(
-      { ...plan, children: plan.children.map((child) => ({ id: child.id, payloadJson: child.payloadJson })) },
-      eventDelayMs,
-    ),
-  );
+  const [result] = await db.$queryRaw<statements.InsertedRow[]>(statements.insertBatch(plan, eventDelayMs));
   return {
     row: result?.inserted ? batchFromJson(result.inserted) : null,
     events: parseEvents(result?.events ?? null),
@@ -191,10 +187,6 @@ export async function markEventFailed(
   await db.$executeRaw(statements.markEventFailed(id, error, retryDelayMs, countAttempt));
 }
 
-export async function notify(db: Db, channel: string, payload: string): Promise<void> {
-  await db.$queryRaw(statements.notify(channel, payload));
-}
-
 // --- execution ----------------------------------------------------------------------------------
 
 export async function pendingChildIds(db: Db, batchId: string): Promise<string[]> {
@@ -225,7 +217,7 @@ export async function claimDue(
 async function runTransition(db: Db, statement: Sql): Promise<TransitionRow> {
   const [row] = await db.$queryRaw<TransitionRow[]>(statement);
   if (!row) return { changed: 0, rows: [], events: [], cancelRequested: 0 };
-  return { ...row, events: row.events.map((event) => ({ ...event, createdAt: new Date(event.createdAt) })) };
+  return { ...row, events: parseEvents(row.events) };
 }
 
 export function finishOperations(
@@ -265,9 +257,7 @@ export async function heartbeat(
 }
 
 export async function lockOperation(tx: TransactionClient, tenantId: string, id: string) {
-  const [row] = await tx.$queryRaw<
-    { status: OperationStatus; cancelRequested: boolean; batchId: string | null }[]
-  >(statements.lockOperation(tenantId, id));
+  const [row] = await tx.$queryRaw<{ status: OperationStatus }[]>(statements.lockOperation(tenantId, id));
   return row;
 }
 
@@ -280,8 +270,7 @@ export async function reconcileBatches(
   const [row] = await db.$queryRaw<{ fixed: number; events: OutboxRow[] }[]>(
     statements.reconcileBatches(limit, minAgeMs, eventDelayMs),
   );
-  const events = (row?.events ?? []).map((event) => ({ ...event, createdAt: new Date(event.createdAt) }));
-  return { fixed: row?.fixed ?? 0, events };
+  return { fixed: row?.fixed ?? 0, events: parseEvents(row?.events ?? null) };
 }
 
 /** Work per type and tenant, as operationStats() reads it. */

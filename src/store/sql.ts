@@ -4,6 +4,7 @@
 // parameterized statement; nothing here runs it. Values are always bound parameters; the only
 // text spliced in is fixed SQL from this file.
 import { raw, sqltag as sql, type Sql } from "@prisma/client/runtime/client";
+import type { BatchPlan, OperationPlan } from "../submit/plan";
 
 /** An outbox row as written: the change it reports and where it goes. */
 export interface NewOutboxEvent {
@@ -50,18 +51,6 @@ export interface InsertedRow {
   events: OutboxRow[] | null;
 }
 
-export interface BatchRows {
-  id: string;
-  tenantId: string;
-  type: string;
-  failurePolicy: string;
-  metadata: unknown;
-  idempotencyKey: string | undefined;
-  maxAttempts: number;
-  runAt: Date | undefined;
-  children: readonly { id: string; payloadJson: string }[];
-}
-
 /**
  * The whole submit of a batch in one statement: the parent, every child (one multi-row insert by
  * unnest, whatever the count) and the `batch.submitted` event. With an idempotency key the parent
@@ -69,14 +58,14 @@ export interface BatchRows {
  * commit and then inserts nothing at all (children and event hang on the parent's RETURNING), so
  * neither a lock nor a retry is needed.
  */
-export function insertBatch(batch: BatchRows, eventDelayMs: number): Sql {
+export function insertBatch(batch: BatchPlan, eventDelayMs: number): Sql {
   const onConflict =
     batch.idempotencyKey === undefined ? sql`` : sql`ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`;
   return sql`
     WITH parent AS (
       INSERT INTO operation_batches (id, tenant_id, type, failure_policy, child_count, metadata, idempotency_key)
       VALUES (${batch.id}::uuid, ${batch.tenantId}, ${batch.type}, ${batch.failurePolicy}::failure_policy,
-              ${batch.children.length}, ${batch.metadata === undefined ? null : JSON.stringify(batch.metadata)}::jsonb,
+              ${batch.children.length}, ${batch.metadataJson ?? null}::jsonb,
               ${batch.idempotencyKey ?? null})
       ${onConflict}
       RETURNING *
@@ -100,18 +89,8 @@ export function insertBatch(batch: BatchRows, eventDelayMs: number): Sql {
            (SELECT count(pg_notify(${WAKE_CHANNEL}, p.type)) FROM parent p)::int AS "woke"`;
 }
 
-export interface OperationRow {
-  id: string;
-  tenantId: string;
-  type: string;
-  payloadJson: string;
-  idempotencyKey: string | undefined;
-  maxAttempts: number;
-  runAt: Date | undefined;
-}
-
 /** A standalone operation and its `operation.submitted` event in one statement; idempotent as above. */
-export function insertOperation(operation: OperationRow, eventDelayMs: number): Sql {
+export function insertOperation(operation: OperationPlan, eventDelayMs: number): Sql {
   const onConflict =
     operation.idempotencyKey === undefined
       ? sql``
@@ -374,9 +353,11 @@ const TRANSITION_RESULT = sql`
          COALESCE((SELECT json_agg(e ORDER BY e.id) FROM events e), '[]'::json) AS "events",
          (SELECT count(pg_notify(${CANCEL_CHANNEL}, r.id::text)) FROM requested r)::int AS "cancelRequested"`;
 
+/** `wake`: notify WAKE_CHANNEL (at commit) for the types of rows that are pending again. */
 function transition(changed: Sql, eventDelayMs: number, canFail = true, wake = false): Sql {
   const woke = wake
-    ? sql`, (SELECT count(pg_notify(${WAKE_CHANNEL}, type)) FROM (SELECT DISTINCT type FROM changed) t)::int AS "woke"`
+    ? sql`, (SELECT count(pg_notify(${WAKE_CHANNEL}, type))
+             FROM (SELECT DISTINCT type FROM changed WHERE status = 'pending') t)::int AS "woke"`
     : sql``;
   return sql`WITH changed AS (${changed}), ${aggregateAndRecord(eventDelayMs, canFail)} ${TRANSITION_RESULT} ${woke}`;
 }
@@ -434,14 +415,8 @@ export function finishOperations(
  * with the attempt counted, failed when attempts are exhausted, cancelled when a cancel was asked.
  */
 export function reapExpiredLeases(limit: number, eventDelayMs: number): Sql {
-  return sql`
-    WITH picked AS (
-      SELECT id AS picked_id FROM operations
-      WHERE status = 'processing' AND locked_until < now()
-      ORDER BY locked_until
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED
-    ), changed AS (
+  return transition(
+    sql`
       UPDATE operations o
       SET status = (CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
                          WHEN o.attempts >= o.max_attempts THEN 'failed'
@@ -450,11 +425,19 @@ export function reapExpiredLeases(limit: number, eventDelayMs: number): Sql {
             'retryable', o.attempts < o.max_attempts, 'attempt', o.attempts),
           run_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now(),
           finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR o.attempts >= o.max_attempts THEN now() END
-      FROM picked
+      FROM (
+        SELECT id AS picked_id FROM operations
+        WHERE status = 'processing' AND locked_until < now()
+        ORDER BY locked_until
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ) picked
       WHERE o.id = picked.picked_id
-      RETURNING ${ENTERED}, ${TERMINAL_TOPIC}
-    ), ${aggregateAndRecord(eventDelayMs)}
-    ${TRANSITION_RESULT}`;
+      RETURNING ${ENTERED}, ${TERMINAL_TOPIC}`,
+    eventDelayMs,
+    true,
+    true,
+  );
 }
 
 /** Extends the leases this worker still holds; says which of them were asked to cancel. */
@@ -526,9 +509,7 @@ export function requeueFinished(target: Target, eventDelayMs: number): Sql {
 
 /** Locks a tenant's operation for a cancel or retry decision and says its state. */
 export function lockOperation(tenantId: string, id: string): Sql {
-  return sql`
-    SELECT status::text AS "status", cancel_requested_at IS NOT NULL AS "cancelRequested", batch_id::text AS "batchId"
-    FROM operations WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
+  return sql`SELECT status::text AS "status" FROM operations WHERE id = ${id}::uuid AND tenant_id = ${tenantId} FOR UPDATE`;
 }
 
 /**
@@ -612,9 +593,4 @@ export function outboxStats(): Sql {
     FROM operation_outbox
     WHERE dispatched_at IS NULL
     GROUP BY tenant_id`;
-}
-
-/** Wakes listening workers (after the reaper put operations back to pending). */
-export function notify(channel: string, payload: string): Sql {
-  return sql`SELECT pg_notify(${channel}, ${payload})::text AS "notified"`;
 }

@@ -42,10 +42,9 @@ export const DEFAULT_LIMITS: SubmitLimits = {
 // Collecting every issue of a 100,000-item batch would cost more than it tells.
 const MAX_REPORTED_ISSUES = 20;
 
+/** A child as it is written: its payload validated and serialized once. */
 export interface ChildPlan {
   id: string;
-  payload: unknown;
-  /** The payload serialized once, as it is written. */
   payloadJson: string;
 }
 
@@ -54,7 +53,8 @@ export interface BatchPlan {
   tenantId: string;
   type: string;
   failurePolicy: FailurePolicy;
-  metadata: unknown;
+  /** Serialized; undefined (no metadata) for an absent or null one. */
+  metadataJson: string | undefined;
   idempotencyKey: string | undefined;
   maxAttempts: number;
   runAt: Date | undefined;
@@ -65,7 +65,6 @@ export interface OperationPlan {
   id: string;
   tenantId: string;
   type: string;
-  payload: unknown;
   payloadJson: string;
   idempotencyKey: string | undefined;
   maxAttempts: number;
@@ -103,15 +102,19 @@ export function lookupType(types: OperationTypes, name: string): AnyOperationTyp
 
 /** Checks a value bound for a jsonb column and returns it serialized, or throws with its path. */
 function checkJson(value: unknown, path: JsonPath, maxBytes: number, limits: SubmitLimits): string {
-  if (value === null && path[0] !== "metadata") {
-    throw new ValidationError([{ path, code: "invalid_json", message: "a payload must not be null" }]);
-  }
   const inspection = inspectJson(value, { maxBytes, maxDepth: limits.maxJsonDepth });
   if (inspection.ok) return inspection.json;
   const { problem } = inspection;
   const at = [...path, ...problem.path];
   if (problem.kind === "too_large") throw new PayloadTooLargeError(at, problem.bytes, maxBytes);
   throw new ValidationError([{ path: at, code: "invalid_json", message: problem.message }]);
+}
+
+/** A payload: JSON within the payload limit, and not null (a row without a payload could never run). */
+function checkPayload(value: unknown, path: JsonPath, limits: SubmitLimits): string {
+  if (value === null)
+    throw new ValidationError([{ path, code: "invalid_json", message: "a payload must not be null" }]);
+  return checkJson(value, path, limits.maxPayloadBytes, limits);
 }
 
 /** Validates each value with `schema`; throws every issue found (up to a cap) with its path. */
@@ -188,13 +191,7 @@ export function planBatch(input: BatchInput, types: OperationTypes, limits: Subm
   const batchId = uuidv7(); // before the children's: a parent sorts before its children by id
   const children = chunks.map((chunk, index): ChildPlan => {
     if (!batch) {
-      const payloadJson = checkJson(
-        chunk.items[0],
-        ["items", chunk.firstIndex],
-        limits.maxPayloadBytes,
-        limits,
-      );
-      return { id: uuidv7(), payload: chunk.items[0], payloadJson };
+      return { id: uuidv7(), payloadJson: checkPayload(chunk.items[0], ["items", chunk.firstIndex], limits) };
     }
     let built: unknown;
     try {
@@ -203,20 +200,19 @@ export function planBatch(input: BatchInput, types: OperationTypes, limits: Subm
       throw new BatchBuildError("toPayload", index, error);
     }
     const payload = parseEach(type.payload, [built], "children")[0];
-    return {
-      id: uuidv7(),
-      payload,
-      payloadJson: checkJson(payload, ["children", index], limits.maxPayloadBytes, limits),
-    };
+    return { id: uuidv7(), payloadJson: checkPayload(payload, ["children", index], limits) };
   });
-  if (input.metadata !== undefined) checkJson(input.metadata, ["metadata"], limits.maxMetadataBytes, limits);
+  const metadataJson =
+    input.metadata == null
+      ? undefined
+      : checkJson(input.metadata, ["metadata"], limits.maxMetadataBytes, limits);
 
   return {
     id: batchId,
     tenantId: input.tenantId,
     type: input.type,
     failurePolicy: input.failurePolicy ?? "wait_all",
-    metadata: input.metadata,
+    metadataJson,
     idempotencyKey: input.idempotencyKey,
     maxAttempts: input.maxAttempts ?? type.maxAttempts,
     runAt: input.runAt,
@@ -233,13 +229,11 @@ export function planOperation(
   const type = lookupType(types, input.type);
   const parsed = type.payload.safeParse(input.payload);
   if (!parsed.success) throw new ValidationError(toInputIssues(parsed.error, ["payload"]));
-  const payloadJson = checkJson(parsed.data, ["payload"], limits.maxPayloadBytes, limits);
   return {
     id: uuidv7(),
     tenantId: input.tenantId,
     type: input.type,
-    payload: parsed.data,
-    payloadJson,
+    payloadJson: checkPayload(parsed.data, ["payload"], limits),
     idempotencyKey: input.idempotencyKey,
     maxAttempts: input.maxAttempts ?? type.maxAttempts,
     runAt: input.runAt,
