@@ -13,7 +13,7 @@ import {
 import { claimDue, claimOperationsById } from "../../src/store/repository";
 import { z } from "zod";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { countRows, documents, truncateAll, types, waitFor } from "../support/fixtures";
+import { countRows, documents, sleepingBackend, truncateAll, types } from "../support/fixtures";
 
 let db: TestDatabase;
 
@@ -317,14 +317,11 @@ describe("regression: the submitting connection is killed", () => {
     const ops = createOperations({ prisma: victim, types, logger: silentLogger });
     const submit = ops.submitBatch(twelveChildren());
     submit.catch(() => undefined);
-    let pid = 0;
-    await waitFor("the submit to sleep inside its 6th child's INSERT", async () => {
-      const { rows } = await db.pool.query(
-        `SELECT pid FROM pg_stat_activity WHERE application_name = 'victim-mid-statement' AND wait_event = 'PgSleep'`,
-      );
-      pid = rows[0]?.pid ?? 0;
-      return pid !== 0;
-    });
+    const pid = await sleepingBackend(
+      db.pool,
+      "victim-mid-statement",
+      "the submit to sleep inside its 6th child's INSERT",
+    );
     await terminate(pid);
     await expect(submit).rejects.toThrow();
     expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });

@@ -3,7 +3,7 @@
 // after its lease was taken over. Waits are on conditions, never fixed sleeps.
 import { createOperations, silentLogger } from "../../src";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { truncateAll, waitFor } from "../support/fixtures";
+import { sleepingBackend, truncateAll, waitFor } from "../support/fixtures";
 import { processTypes } from "../support/process-types";
 import { spawnWorker, stopWorkers, type WorkerProcess } from "../support/processes";
 
@@ -180,14 +180,11 @@ describe("the worker's connection terminated during completion", () => {
         type: "work",
         items: [{ n: 1 }],
       });
-      let pid = 0;
-      await waitFor("the completion to be stuck inside its UPDATE", async () => {
-        const { rows } = await db.pool.query(
-          `SELECT pid FROM pg_stat_activity WHERE application_name = 'victim-worker' AND wait_event = 'PgSleep'`,
-        );
-        pid = rows[0]?.pid ?? 0;
-        return pid !== 0;
-      });
+      const pid = await sleepingBackend(
+        db.pool,
+        "victim-worker",
+        "the completion to be stuck inside its UPDATE",
+      );
       // Killed mid-statement: nothing of the transition may be visible.
       await db.pool.query(`SELECT pg_terminate_backend($1)`, [pid]);
       await waitFor(

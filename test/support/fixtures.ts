@@ -66,3 +66,17 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** The pid of a backend of `applicationName` once it sleeps in pg_sleep (a fault trigger holding it mid-statement). */
+export async function sleepingBackend(pool: Pool, applicationName: string, what: string): Promise<number> {
+  let pid = 0;
+  await waitFor(what, async () => {
+    const { rows } = await pool.query(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'PgSleep'`,
+      [applicationName],
+    );
+    pid = rows[0]?.pid ?? 0;
+    return pid !== 0;
+  });
+  return pid;
+}
