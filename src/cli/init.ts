@@ -1,0 +1,140 @@
+// `prisma-operations init`: copies the module's Prisma models and migrations into an application,
+// so that `prisma generate` gives the app's client the module's models and `prisma migrate deploy`
+// creates its tables. Safe to run again (after an upgrade, to add new migrations): a file already
+// there and identical is left alone, a changed one is refused, never overwritten.
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+/** Where the module's own files are: the package root (holds prisma/schema/operations.prisma). */
+export function packageRoot(from: string = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "prisma", "schema", "operations.prisma"))) return dir;
+    if (dirname(dir) === dir)
+      throw new Error(`prisma-operations: its prisma/ folder was not found above ${from}`);
+  }
+}
+
+export interface InitOptions {
+  /** The application's folder. */
+  cwd: string;
+  /** The app's schema folder; default from its prisma.config, else prisma/schema or prisma. */
+  schemaDir?: string;
+  /** The app's migrations folder; default from its prisma.config, else prisma/migrations. */
+  migrationsDir?: string;
+  /** Say what would be done, write nothing. */
+  dryRun?: boolean;
+}
+
+export type FileAction = "created" | "unchanged" | "refused";
+
+export interface InitReport {
+  schemaDir: string;
+  migrationsDir: string;
+  files: { path: string; action: FileAction }[];
+  /** Things the user must do, in order. */
+  nextSteps: string[];
+  /** Notes about the app's set-up (e.g. a single-file schema). */
+  notes: string[];
+}
+
+interface AppConfig {
+  schema?: string;
+  migrations?: string;
+}
+
+/** The schema and migrations paths of the app's prisma.config (read as text, not run). */
+export function readAppConfig(cwd: string): AppConfig {
+  const file = [
+    "prisma.config.ts",
+    "prisma.config.mts",
+    "prisma.config.js",
+    "prisma.config.mjs",
+    "prisma.config.cjs",
+  ]
+    .map((name) => join(cwd, name))
+    .find(existsSync);
+  if (!file) return {};
+  const text = readFileSync(file, "utf8");
+  const schema = /\bschema\s*:\s*["'`]([^"'`]+)["'`]/.exec(text)?.[1];
+  const migrations = /\bmigrations\s*:\s*\{[^}]*\bpath\s*:\s*["'`]([^"'`]+)["'`]/s.exec(text)?.[1];
+  return { schema, migrations };
+}
+
+function place(options: InitOptions): { schemaDir: string; migrationsDir: string; notes: string[] } {
+  const notes: string[] = [];
+  const config = readAppConfig(options.cwd);
+  let schemaDir = options.schemaDir && resolve(options.cwd, options.schemaDir);
+  if (!schemaDir && config.schema) {
+    const configured = resolve(options.cwd, config.schema);
+    if (existsSync(configured) && statSync(configured).isFile()) {
+      schemaDir = dirname(configured);
+      notes.push(
+        `your prisma.config points at one schema file (${config.schema}); Prisma reads every .prisma file of a folder ` +
+          `only when the config names the folder: set \`schema: "${relative(options.cwd, schemaDir) || "."}"\``,
+      );
+    } else schemaDir = configured;
+  }
+  schemaDir ??= [join(options.cwd, "prisma", "schema"), join(options.cwd, "prisma")].find(existsSync);
+  schemaDir ??= join(options.cwd, "prisma", "schema");
+  const migrationsDir =
+    (options.migrationsDir && resolve(options.cwd, options.migrationsDir)) ??
+    (config.migrations && resolve(options.cwd, config.migrations)) ??
+    join(options.cwd, "prisma", "migrations");
+  return { schemaDir, migrationsDir, notes };
+}
+
+/** Copies `source` to `target` unless the target exists: identical is fine, different is refused. */
+function copyOnce(source: string, target: string, dryRun: boolean): FileAction {
+  if (existsSync(target)) return readFileSync(target).equals(readFileSync(source)) ? "unchanged" : "refused";
+  if (!dryRun) {
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(source, target);
+  }
+  return "created";
+}
+
+export function init(options: InitOptions): InitReport {
+  const root = packageRoot();
+  const { schemaDir, migrationsDir, notes } = place(options);
+  const files: InitReport["files"] = [];
+  const copy = (source: string, target: string) =>
+    files.push({
+      path: relative(options.cwd, target),
+      action: copyOnce(source, target, options.dryRun ?? false),
+    });
+
+  copy(join(root, "prisma", "schema", "operations.prisma"), join(schemaDir, "operations.prisma"));
+  const shipped = join(root, "prisma", "migrations");
+  for (const name of readdirSync(shipped).sort()) {
+    const sql = join(shipped, name, "migration.sql");
+    if (existsSync(sql)) copy(sql, join(migrationsDir, name, "migration.sql"));
+  }
+  const lock = join(migrationsDir, "migration_lock.toml");
+  if (!existsSync(lock) && !options.dryRun) {
+    mkdirSync(migrationsDir, { recursive: true });
+    writeFileSync(
+      lock,
+      "# Please do not edit this file manually\n# It should be added in your version-control system (e.g., Git)\n" +
+        'provider = "postgresql"\n',
+    );
+  }
+
+  const nextSteps = files.some((file) => file.action === "refused")
+    ? [
+        "resolve the refused files: each differs from the one this version of prisma-operations ships " +
+          "(compare with node_modules/prisma-operations/prisma/); a migration that was already applied must not change",
+      ]
+    : [
+        "npx prisma generate          # your client gets operationBatch, operation, outboxEvent, …",
+        "npx prisma migrate deploy    # creates the module's tables (or `prisma migrate dev` in development)",
+      ];
+  return { schemaDir, migrationsDir, files, nextSteps, notes };
+}
