@@ -11,7 +11,9 @@ import {
   silentLogger,
 } from "../src";
 import { uuidv7 } from "../src/domain/ids";
-import { claimDue, finishOperations } from "../src/store/repository";
+import { NO_INLINE } from "../src/store/statements/outbox";
+import { Store } from "../src/store/store";
+import { tablesIn } from "../src/store/tables";
 import { PrismaClient } from "../src/generated/prisma/client";
 
 export interface DrainSettings {
@@ -157,13 +159,16 @@ export async function aggregationCost(url: string, batchSize: number, children: 
   }
   const claimed = [];
   for (;;) {
-    const rows = await claimDue(prisma, 1000, "bench", 600_000);
+    const rows = await new Store(prisma, tablesIn()).claimDue(1000, "bench", 600_000);
     if (rows.length === 0) break;
     claimed.push(...rows);
   }
   const started = performance.now();
   for (const row of claimed) {
-    await finishOperations(prisma, [{ id: row.id, finish: { to: "completed", result: null } }], "bench", 0);
+    await new Store(prisma, tablesIn()).finishOperations(
+      [{ id: row.id, lockToken: row.lockToken, finish: { to: "completed", result: null } }],
+      NO_INLINE,
+    );
   }
   const perChild = (performance.now() - started) / claimed.length;
   await prisma.$disconnect();
@@ -221,7 +226,7 @@ export async function raw(url: string): Promise<System> {
         [0, 1].map(async () => {
           for (;;) {
             const { rows } = await pool.query<{ id: string }>(
-              `UPDATE operations o SET status = 'processing', locked_by = 'raw', locked_until = now() + interval '1 minute',
+              `UPDATE operations o SET status = 'processing', locked_by = 'raw', lock_token = gen_random_uuid(), locked_until = now() + interval '1 minute',
                  attempts = o.attempts + 1
                FROM (SELECT id FROM operations WHERE status = 'pending' ORDER BY run_at, id LIMIT $1
                      FOR UPDATE SKIP LOCKED) p

@@ -57,15 +57,36 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
     "operation processing with an expired lease",
     `SELECT id, locked_by FROM operations WHERE status = 'processing' AND locked_until < now()`,
   );
-  // Every event delivered at least once; none dead (the subscriber only hiccups).
+  // Delivery, per subscriber: every event has a delivery row for each subscriber registered before
+  // it was written that wants its topic (and none for one that does not); every row ended
+  // delivered (none owed, none dead: the subscribers only hiccup or dawdle) and the subscriber
+  // really received it at least once.
+  const wants = `(s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))`;
   await expectNone(
-    "event never delivered",
-    `SELECT e.id, e.topic, e.dead_at FROM operation_outbox e
-     WHERE e.dispatched_at IS NULL OR NOT EXISTS (SELECT 1 FROM soak_deliveries d WHERE d.event_id = e.id)`,
+    "event without the delivery row of a subscriber that wants it",
+    `SELECT e.id, e.topic, s.name FROM operation_outbox e
+     JOIN operation_subscribers s ON s.registered_at < e.created_at AND ${wants}
+     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = e.id AND d.subscriber = s.name)`,
   );
   await expectNone(
-    "delivery of an event that is not in the outbox",
-    `SELECT d.event_id FROM soak_deliveries d WHERE NOT EXISTS (SELECT 1 FROM operation_outbox e WHERE e.id = d.event_id)`,
+    "delivery row for a subscriber that does not want the topic",
+    `SELECT d.event_id, d.subscriber FROM operation_deliveries d
+     JOIN operation_outbox e ON e.id = d.event_id JOIN operation_subscribers s ON s.name = d.subscriber
+     WHERE NOT ${wants}`,
+  );
+  await expectNone(
+    "delivery never completed",
+    `SELECT event_id, subscriber, attempts, dead_at, last_error FROM operation_deliveries WHERE delivered_at IS NULL`,
+  );
+  await expectNone(
+    "delivery recorded as done that its subscriber never received",
+    `SELECT d.event_id, d.subscriber FROM operation_deliveries d
+     WHERE NOT EXISTS (SELECT 1 FROM soak_deliveries r WHERE r.event_id = d.event_id AND r.subscriber = d.subscriber)`,
+  );
+  await expectNone(
+    "delivery of an event that is not in the outbox, or to a subscriber it was not owed to",
+    `SELECT r.event_id, r.subscriber FROM soak_deliveries r
+     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = r.event_id AND d.subscriber = r.subscriber)`,
   );
   // Every terminal operation has the event of its final state, written after its last re-queue.
   await expectNone(
@@ -78,27 +99,23 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
            AND e.id > COALESCE((SELECT max(r.id) FROM operation_outbox r
                                 WHERE r.topic = 'operation.retried' AND r.aggregate_id = o.id), 0))`,
   );
-  // Exactly one batch.* terminal event per terminal episode. Per batch, in commit order (its
-  // events are written under its row lock): T for a terminal event, R for a retry that may re-open
-  // it. Never two Ts without an R between; a finished batch's sequence ends with its T.
+  // Exactly one batch.* terminal event per episode: a batch starts in episode 1, and each retry that
+  // re-opens it after it finished starts the next; every terminal event names its episode. (Event
+  // ids are not commit order — two transactions take ids, then wait for the batch row in turn — so
+  // the episode number, written under the batch row's lock, is what the check goes by.)
   const { rows: episodes } = await db.query(`
-    WITH marks AS (
-      SELECT aggregate_id AS batch_id, id, 'T' AS kind FROM operation_outbox
-      WHERE topic IN ('batch.completed', 'batch.failed', 'batch.cancelled')
-      UNION ALL
-      SELECT aggregate_id, id, 'R' FROM operation_outbox WHERE topic = 'batch.retried'
-      UNION ALL
-      SELECT o.batch_id, e.id, 'R' FROM operation_outbox e JOIN operations o ON o.id = e.aggregate_id
-      WHERE e.topic = 'operation.retried' AND o.batch_id IS NOT NULL
-    )
-    SELECT b.id, b.status::text AS status, COALESCE(string_agg(m.kind, '' ORDER BY m.id), '') AS sequence
-    FROM operation_batches b LEFT JOIN marks m ON m.batch_id = b.id
-    GROUP BY b.id, b.status`);
-  const badEpisodes = episodes.filter(
-    (batch) =>
-      /TT/.test(batch.sequence) ||
-      (["completed", "failed", "cancelled"].includes(batch.status) && !batch.sequence.endsWith("T")),
-  );
+    SELECT b.id, b.status::text AS status, b.episode,
+           COALESCE(array_agg((e.payload->>'episode')::int ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS ends
+    FROM operation_batches b
+    LEFT JOIN operation_outbox e ON e.aggregate_id = b.id AND e.topic IN ('batch.completed', 'batch.failed', 'batch.cancelled')
+    GROUP BY b.id, b.status, b.episode`);
+  const badEpisodes = episodes.filter((batch: { status: string; episode: number; ends: number[] }) => {
+    const finished = ["completed", "failed", "cancelled"].includes(batch.status)
+      ? batch.episode
+      : batch.episode - 1;
+    const expected = Array.from({ length: finished }, (_, i) => i + 1).join(",");
+    return [...batch.ends].sort((a, b) => a - b).join(",") !== expected;
+  });
   if (badEpisodes.length) {
     violations.push(
       `batch whose terminal events do not match its episodes: ${badEpisodes.length} (e.g. ${JSON.stringify(

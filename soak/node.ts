@@ -5,7 +5,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { Pool } from "pg";
 import { createOperations, NonRetryableError, preparedStatementNames, silentLogger } from "../src";
 import { PrismaClient } from "../src/generated/prisma/client";
-import { deliveryRecorder, LEASE_MS, INLINE_LEASE_MS, OUTBOX_BACKOFF, soakTypes } from "./shared";
+import { LEASE_MS, INLINE_LEASE_MS, OUTBOX_BACKOFF, soakSubscribers, soakTypes } from "./shared";
 
 const url = process.env.SOAK_DATABASE_URL!;
 const nodeId = process.env.SOAK_NODE_ID!;
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     types: soakTypes,
     logger: silentLogger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
-    subscribers: [deliveryRecorder(record, nodeId)],
+    subscribers: soakSubscribers(record, nodeId),
   });
   const worker = ops.createWorker({
     id: `soak-${nodeId}-${process.pid}`,

@@ -1,25 +1,35 @@
 // `npm run soak -- --seconds N`: tries to break the guarantees for N seconds, then checks them.
 //
 // On a database of its own (created on DATABASE_URL's server, dropped afterwards) it runs worker
-// nodes in separate processes and, from this process, a submitter mixing batch submits (1 to 500
-// children, some with reused idempotency keys), standalone operations, submits rolled back on
-// purpose, cancels and retries — while SIGKILLing random nodes (and restarting them) and
-// terminating random backends. Handlers succeed, fail retryably or not, time out or run long.
-// Then the chaos stops, the system settles, and every invariant is checked against the database
-// and the recorded deliveries. Last line: `SOAK {json}`; exit code 1 on any violation.
+// nodes in separate processes and, from this process, N API clients racing each other: batch
+// submits (1 to 300 children, some with reused idempotency keys), standalone operations, submits
+// rolled back on purpose, and cancels and retries aimed at the same few recent batches and
+// operations — while SIGKILLing random nodes (and restarting them) and terminating random backends
+// (the clients' own included). Handlers succeed, fail retryably or not, time out or run long; a
+// fast subscriber hiccups, a slow one takes seconds per delivery. Every error a client sees must be
+// typed (conflict, not found, or the database being unavailable); any other is a violation. Then
+// the chaos stops, the system settles, and every invariant is checked against the database and the
+// recorded deliveries. Last line: `SOAK {json}`; exit code 1 on any violation.
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Client, Pool } from "pg";
-import { applyMigrations, ConflictError, createOperations, NotFoundError, silentLogger } from "../src";
+import {
+  applyMigrations,
+  ConflictError,
+  createOperations,
+  DatabaseUnavailableError,
+  NotFoundError,
+  silentLogger,
+} from "../src";
 import { PrismaClient } from "../src/generated/prisma/client";
 import { checkInvariants } from "./invariants";
 import {
-  deliveryRecorder,
   INLINE_LEASE_MS,
   OUTBOX_BACKOFF,
   SOAK_TABLES,
+  soakSubscribers,
   soakTypes,
   type Mode,
 } from "./shared";
@@ -28,14 +38,16 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "60" },
     nodes: { type: "string", default: "3" },
+    clients: { type: "string", default: "8" },
     seed: { type: "string", default: "20261127" },
     keep: { type: "boolean", default: false },
   },
 });
 const seconds = Number(args.seconds);
 const nodeCount = Number(args.nodes);
-if (!(seconds > 0) || !(nodeCount > 0)) {
-  console.error("--seconds and --nodes must be positive numbers");
+const clientCount = Number(args.clients);
+if (!(seconds > 0) || !(nodeCount > 0) || !(clientCount > 0)) {
+  console.error("--seconds, --nodes and --clients must be positive numbers");
   process.exit(2);
 }
 const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -72,7 +84,7 @@ const counts = {
     retryOperation: 0,
     retryBatch: 0,
   } as Record<string, number>,
-  outcomes: { conflict: 0, notFound: 0, error: 0 } as Record<string, number>,
+  outcomes: { ok: 0, conflict: 0, notFound: 0, unavailable: 0, untyped: 0 } as Record<string, number>,
   faults: { sigkill: 0, restart: 0, terminateBackend: 0 } as Record<string, number>,
 };
 
@@ -140,13 +152,15 @@ async function main(): Promise<void> {
   const started = Date.now();
   const log = (message: string) =>
     console.log(`[soak ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
-  log(`database ${database}; ${nodeCount} worker nodes; ${seconds} s of chaos; seed ${args.seed}`);
+  log(
+    `database ${database}; ${nodeCount} worker nodes, ${clientCount} racing clients; ${seconds} s of chaos; seed ${args.seed}`,
+  );
 
   const nodes: (Node | undefined)[] = await Promise.all(
     Array.from({ length: nodeCount }, (_, i) => startNode(url, `n${i + 1}`)),
   );
   const prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: url, max: 8, application_name: "soak-submitter" }),
+    adapter: new PrismaPg({ connectionString: url, max: 10, application_name: "soak-submitter" }),
   });
   const record = new Pool({ connectionString: url, max: 2, application_name: "soak-record-submitter" });
   record.on("error", () => undefined);
@@ -155,8 +169,10 @@ async function main(): Promise<void> {
     types: soakTypes,
     logger: silentLogger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
-    subscribers: [deliveryRecorder(record, "submitter")],
+    subscribers: soakSubscribers(record, "submitter", random),
   });
+  await ops.ready();
+  const untypedErrors: string[] = [];
 
   const batchIds: string[] = [];
   const operationIds: string[] = [];
@@ -167,9 +183,9 @@ async function main(): Promise<void> {
   const actions: [string, number, () => Promise<unknown>][] = [
     [
       "submitBatch",
-      40,
+      25,
       async () => {
-        const size = 1 + Math.floor(499 * random() ** 8); // 1 to 500, mostly small (mean ≈ 56)
+        const size = 1 + Math.floor(299 * random() ** 8); // 1 to 300, mostly small (mean ≈ 34)
         const key = random() < 0.2 ? pick(keys) : undefined;
         const result = await ops.submitBatch({
           tenantId: pick(["bank-a", "bank-b", "bank-c"]),
@@ -189,7 +205,7 @@ async function main(): Promise<void> {
     ],
     [
       "submitOperation",
-      20,
+      10,
       async () => {
         const result = await ops.submitOperation({ tenantId: "bank-a", type: "soak.task", payload: task(0) });
         operationIds.push(result.operation.id);
@@ -208,30 +224,31 @@ async function main(): Promise<void> {
             rolledBack.push(result.batch.id);
             throw new Error("rolled back on purpose");
           })
-          .catch((error: Error) => {
-            if (error.message !== "rolled back on purpose") throw error;
+          .catch((error: unknown) => {
+            if (!(error instanceof Error && error.message === "rolled back on purpose")) throw error;
           });
       },
     ],
+    // Cancels and retries aim at the few most recent targets, so the clients collide on them.
     [
       "cancelOperation",
-      10,
+      15,
       async () => {
-        const id = pick(operationIds.length && random() < 0.5 ? operationIds : await someChildren());
+        const id = pick(operationIds.length && random() < 0.5 ? recent(operationIds) : await someChildren());
         if (id) await ops.cancelOperation(await tenantOf(id), id);
       },
     ],
     [
       "cancelBatch",
-      5,
+      15,
       async () => {
-        const id = batchIds.length ? pick(batchIds) : undefined;
+        const id = batchIds.length ? pick(recent(batchIds)) : undefined;
         if (id) await ops.cancelBatch(await tenantOf(id, "batch"), id);
       },
     ],
     [
       "retryOperation",
-      10,
+      15,
       async () => {
         const id = pick(await finished("operations"));
         if (id) await ops.retryOperation(await tenantOf(id), id);
@@ -239,13 +256,14 @@ async function main(): Promise<void> {
     ],
     [
       "retryBatch",
-      5,
+      15,
       async () => {
         const id = pick(await finished("operation_batches"));
         if (id) await ops.retryBatch(await tenantOf(id, "batch"), id);
       },
     ],
   ];
+  const recent = <T>(list: T[]) => list.slice(-6);
 
   async function someChildren(): Promise<string[]> {
     const { rows } = await check.query(
@@ -255,7 +273,7 @@ async function main(): Promise<void> {
   }
   async function finished(table: string): Promise<string[]> {
     const { rows } = await check.query(
-      `SELECT id FROM ${table} WHERE status IN ('failed', 'cancelled') LIMIT 20`,
+      `SELECT id FROM ${table} WHERE status IN ('failed', 'cancelled') ORDER BY updated_at DESC LIMIT 4`,
     );
     return rows.length ? rows.map((row) => row.id) : [undefined as never];
   }
@@ -267,21 +285,30 @@ async function main(): Promise<void> {
 
   const deadline = started + seconds * 1000;
   const totalWeight = actions.reduce((sum, [, weight]) => sum + weight, 0);
-  const submitter = (async () => {
+  const client = async () => {
     while (Date.now() < deadline) {
       let roll = random() * totalWeight;
       const [name, , run] = actions.find(([, weight]) => (roll -= weight) < 0) ?? actions[0]!;
       counts.actions[name]!++;
       try {
         await run();
+        counts.outcomes.ok!++;
       } catch (error) {
         if (error instanceof ConflictError) counts.outcomes.conflict!++;
         else if (error instanceof NotFoundError) counts.outcomes.notFound!++;
-        else counts.outcomes.error!++; // a backend of ours was terminated mid-call, for instance
+        // A backend of ours was terminated mid-call: a typed error, and (with a key) safe to retry.
+        else if (error instanceof DatabaseUnavailableError) counts.outcomes.unavailable!++;
+        else if (!(error instanceof Error && error.message === "rolled back on purpose")) {
+          counts.outcomes.untyped!++;
+          untypedErrors.push(
+            `${name}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+          );
+        }
       }
-      await sleep(50 + random() * 150); // bounded: ~5 actions a second
+      await sleep(100 + random() * 200); // each client ~5 actions a second
     }
-  })();
+  };
+  const submitter = Promise.all(Array.from({ length: clientCount }, () => client()));
 
   const faults = (async () => {
     while (Date.now() < deadline - 3_000) {
@@ -335,7 +362,7 @@ async function main(): Promise<void> {
     const { rows } = await check.query(`
       SELECT (SELECT count(*) FROM operations WHERE status IN ('pending', 'processing'))::int AS active,
              (SELECT count(*) FROM operation_batches WHERE status IN ('pending', 'processing'))::int AS batches,
-             (SELECT count(*) FROM operation_outbox WHERE dispatched_at IS NULL AND dead_at IS NULL)::int AS undelivered`);
+             (SELECT count(*) FROM operation_deliveries WHERE delivered_at IS NULL AND dead_at IS NULL)::int AS undelivered`);
     if (rows[0].active + rows[0].batches + rows[0].undelivered === 0) {
       settled = true;
       break;
@@ -351,7 +378,11 @@ async function main(): Promise<void> {
     }),
   );
 
-  const violations = await checkInvariants(check, { settled, keyed, rolledBack });
+  const violations = [
+    ...untypedErrors.slice(0, 10).map((error) => `untyped error seen by a client: ${error.slice(0, 300)}`),
+    ...(untypedErrors.length > 10 ? [`… and ${untypedErrors.length - 10} more untyped errors`] : []),
+    ...(await checkInvariants(check, { settled, keyed, rolledBack })),
+  ];
   const { rows: finalStatus } = await check.query(
     `SELECT status::text, count(*)::int AS n FROM operations GROUP BY 1 ORDER BY 1`,
   );
@@ -361,7 +392,8 @@ async function main(): Promise<void> {
   const { rows: totals } = await check.query(`
     SELECT (SELECT count(*) FROM soak_runs)::int AS "handlerRuns",
            (SELECT count(*) FROM soak_deliveries)::int AS deliveries,
-           (SELECT count(*) FROM operation_outbox)::int AS events`);
+           (SELECT count(*) FROM operation_outbox)::int AS events,
+           (SELECT count(*) FROM operation_deliveries)::int AS "deliveryRows"`);
   await Promise.all([prisma.$disconnect(), record.end(), check.end()]);
   if (!args.keep) {
     const drop = new Client({ connectionString: serverUrl });
@@ -372,6 +404,7 @@ async function main(): Promise<void> {
   const summary = {
     seconds,
     nodes: nodeCount,
+    clients: clientCount,
     seed: Number(args.seed),
     settled,
     actions: counts.actions,

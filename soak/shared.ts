@@ -38,30 +38,47 @@ export interface DeliveryLog {
   query(text: string, values: unknown[]): Promise<unknown>;
 }
 
+/** Topics of the slow subscriber: a batch's end, as a report to a slow external system would be. */
+export const SLOW_TOPICS = ["batch.completed", "batch.failed", "batch.cancelled"];
+
 /**
- * The soak's subscriber: records every delivery it gets, and fails one in twenty on purpose so
- * that the outbox has to retry. Every process that creates the service has it (see the README:
- * whichever process commits an event delivers it).
+ * The soak's subscribers, each recording every delivery it gets: a fast one that fails one delivery
+ * in twenty on purpose (so that its deliveries have to be retried), and a slow one (0.5–2 s per
+ * delivery, batch ends only) that never fails — one failing or dawdling subscriber must not
+ * disturb the other. `random` picks the slow one's delay.
  */
-export function deliveryRecorder(log: DeliveryLog, node: string) {
+export function soakSubscribers(log: DeliveryLog, node: string, random: () => number = Math.random) {
   let deliveries = 0;
-  return {
-    name: "soak-recorder",
-    async deliver(event: { id: string; topic: string; aggregateId: string }) {
-      if (++deliveries % 20 === 0) throw new Error("subscriber hiccup");
-      await log.query(
-        `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node) VALUES ($1, $2, $3, $4)`,
-        [event.id, event.topic, event.aggregateId, node],
-      );
+  const record = (event: { id: string; topic: string; aggregateId: string }, subscriber: string) =>
+    log.query(
+      `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node, subscriber) VALUES ($1, $2, $3, $4, $5)`,
+      [event.id, event.topic, event.aggregateId, node, subscriber],
+    );
+  return [
+    {
+      name: "soak-recorder",
+      async deliver(event: { id: string; topic: string; aggregateId: string }) {
+        if (++deliveries % 20 === 0) throw new Error("subscriber hiccup");
+        await record(event, "soak-recorder");
+      },
     },
-  };
+    {
+      name: "soak-slow",
+      topics: SLOW_TOPICS,
+      async deliver(event: { id: string; topic: string; aggregateId: string }) {
+        await new Promise((resolve) => setTimeout(resolve, 500 + random() * 1_500));
+        await record(event, "soak-slow");
+      },
+    },
+  ];
 }
 
 export const SOAK_TABLES = `
   CREATE TABLE soak_runs (operation_id uuid NOT NULL, node text NOT NULL, attempt int NOT NULL,
                           started_at timestamptz NOT NULL DEFAULT clock_timestamp());
   CREATE TABLE soak_deliveries (event_id bigint NOT NULL, topic text NOT NULL, aggregate_id uuid NOT NULL,
-                                node text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+                                node text NOT NULL, subscriber text NOT NULL,
+                                at timestamptz NOT NULL DEFAULT clock_timestamp());
   CREATE INDEX ON soak_runs (operation_id);
   CREATE INDEX ON soak_deliveries (event_id);`;
 

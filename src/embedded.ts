@@ -2,10 +2,11 @@
 // `npm start` and trying the module without a server. Not for production: one connection, in
 // memory unless given a data directory, and no LISTEN across processes.
 import { applyMigrations, type SqlConnection } from "./store/migrations";
-import type { OperationsPrismaClient } from "./store/repository";
+import type { PrismaClient } from "./generated/prisma/client";
 
 export interface EmbeddedDatabase {
-  prisma: OperationsPrismaClient;
+  /** A Prisma client of the module's own schema (its models only) on the embedded database. */
+  prisma: PrismaClient;
   close(): Promise<void>;
 }
 

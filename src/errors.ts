@@ -127,6 +127,64 @@ export class IdempotencyConflictError extends ConflictError {
 }
 
 /**
+ * Concurrent changes to the same rows kept colliding (PostgreSQL chose this request as a deadlock
+ * victim, or failed it on serialization) even after retries. Nothing was changed; try again.
+ */
+export class ConcurrentUpdateError extends ConflictError {
+  constructor(
+    readonly action: string,
+    cause: unknown,
+  ) {
+    super(
+      `${action}: concurrent changes to the same rows kept colliding; nothing was changed, try again`,
+      "concurrent_update",
+    );
+    this.cause = cause;
+  }
+}
+
+/**
+ * The database could not be reached, or the connection was lost mid-request. For a read or a
+ * cancel/retry, trying again is safe. For a submit the outcome may be unknown (the connection can
+ * drop at commit): retry with the same idempotency key to get the batch if it was written.
+ */
+export class DatabaseUnavailableError extends OperationsError {
+  constructor(
+    readonly action: string,
+    cause: unknown,
+  ) {
+    super("database_unavailable", `${action}: the database is unavailable (${lastLine(cause)})`, {
+      cause,
+    });
+  }
+}
+
+/** The module's tables or functions are not in the database (or not in the configured schema). */
+export class SchemaMissingError extends OperationsError {
+  constructor(cause: unknown) {
+    super(
+      "schema_missing",
+      "prisma-operations' tables were not found: apply its migrations (`npx prisma-operations init`, then " +
+        "`prisma migrate deploy`), and if they live in another PostgreSQL schema, pass `schema` to createOperations " +
+        `(${lastLine(cause)})`,
+      { cause },
+    );
+  }
+}
+
+/** The database refused a statement for a reason this module does not expect: a defect, or a change made outside it. */
+export class UnexpectedDatabaseError extends OperationsError {
+  constructor(
+    readonly action: string,
+    cause: unknown,
+  ) {
+    super("database_error", `${action}: unexpected database error (${lastLine(cause)})`, {
+      cause,
+    });
+  }
+}
+
+/**
  * The application's own batch code threw while a batch was being built — its `weigh` (for an
  * item) or its `toPayload` (for a child) — so nothing was written.
  */
@@ -140,6 +198,17 @@ export class BatchBuildError extends OperationsError {
     const what = stage === "weigh" ? `weighing item ${index}` : `building the payload of child ${index}`;
     super("batch_build_failed", `${what} failed: ${errorMessage(cause)}`, { cause });
   }
+}
+
+/** The last non-empty line of an error's message (Prisma puts the database's words there). */
+function lastLine(error: unknown): string {
+  return (
+    errorMessage(error)
+      .split("\n")
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .pop() ?? "no message"
+  );
 }
 
 /** A short message for any thrown value. */

@@ -2,6 +2,7 @@
 export { createOperations, OperationsService } from "./service";
 export type {
   DispatchStatus,
+  ListedItem,
   ListOperationsInput,
   ListOperationsResult,
   OperationsOptions,
@@ -27,13 +28,17 @@ export type {
 
 export {
   BatchBuildError,
+  ConcurrentUpdateError,
   ConflictError,
+  DatabaseUnavailableError,
   EmptyBatchError,
   IdempotencyConflictError,
   InvalidIdError,
   NotFoundError,
   OperationsError,
   PayloadTooLargeError,
+  SchemaMissingError,
+  UnexpectedDatabaseError,
   UnknownOperationTypeError,
   ValidationError,
 } from "./errors";
@@ -49,12 +54,13 @@ export {
   WorkerShutdown,
 } from "./execution/handlers";
 export type { HandlerContext, Handlers, OperationHandler } from "./execution/handlers";
-export { CANCEL_CHANNEL, WAKE_CHANNEL } from "./store/sql";
+export { CANCEL_CHANNEL, WAKE_CHANNEL } from "./store/statements/shared";
 export { Worker } from "./execution/worker";
 export type { WorkerOptions, WorkerStats } from "./execution/worker";
 export { DEFAULT_REAPER_OPTIONS, Reaper } from "./execution/reaper";
 export type { ReaperOptions, ReaperPass } from "./execution/reaper";
 export type { QueueStats, QueueStatsRow } from "./metrics";
+export type { DeliveryStatsRow } from "./store/store";
 export type { StoredError } from "./domain/retry";
 
 export { TOPICS } from "./outbox/events";
@@ -86,9 +92,16 @@ export type {
 } from "./domain/status";
 
 export type { BatchCounts, BatchProgress, BatchView, OperationView } from "./store/views";
-export type { ListedItem } from "./store/repository";
-export type { OperationsPrismaClient, TransactionClient } from "./store/repository";
-export type { OutboxRow } from "./store/sql";
+export type {
+  CheckedClient,
+  Db,
+  ModuleModel,
+  OperationsPrismaClient,
+  PrismaClientLike,
+  TransactionClient,
+  TransactionClientOf,
+} from "./store/client";
+export type { DeadFilter, OutboxEvent, WrittenEvent } from "./store/statements/outbox";
 
 export { applyMigrations, readMigrations, MigrationStateError } from "./store/migrations";
 export type { Migration, MigrationReport, SqlConnection } from "./store/migrations";

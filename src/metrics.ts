@@ -1,8 +1,9 @@
 // Queue depth split the way operators size worker pools by: claimable now, waiting on run_at,
-// running, batches in flight, the age of the oldest claimable operation, and the outbox backlog.
-// Batches (parents) are never counted as work: they are not in the operations table.
+// running, batches in flight, the age of the oldest claimable operation, and each subscriber's
+// undelivered and dead events. Batches (parents) are never counted as work: they are not in the
+// operations table. Known series read 0 when idle, rather than disappearing.
 import { Gauge, Registry } from "prom-client";
-import { readStats, type Db, type OperationStatsRow } from "./store/repository";
+import type { DeliveryStatsRow, OperationStatsRow, Store } from "./store/store";
 
 export interface QueueStatsRow extends OperationStatsRow {
   /** Batches of this type and tenant not yet terminal. */
@@ -10,20 +11,42 @@ export interface QueueStatsRow extends OperationStatsRow {
 }
 
 export interface QueueStats {
+  /**
+   * Per type and tenant: every pair with work now or seen earlier by this process, and every
+   * registered type (with tenantId "" while no tenant of it has been seen), zeros included.
+   */
   operations: QueueStatsRow[];
-  outbox: { tenantId: string; backlog: number; dead: number }[];
+  /** Per registered subscriber: deliveries owed to it and dead ones. */
+  deliveries: DeliveryStatsRow[];
   totals: {
     claimable: number;
     scheduled: number;
     processing: number;
     batchesInFlight: number;
-    outboxBacklog: number;
-    outboxDead: number;
+    deliveryBacklog: number;
+    deliveriesDead: number;
   };
 }
 
-export async function readQueueStats(db: Db): Promise<QueueStats> {
-  const stats = await readStats(db);
+/** Type and tenant pairs this process has reported: they keep reading 0 once idle. */
+export class KnownSeries {
+  private readonly pairs = new Set<string>();
+
+  add(type: string, tenantId: string): void {
+    this.pairs.add(JSON.stringify([type, tenantId]));
+  }
+
+  *entries(): Iterable<[string, string]> {
+    for (const pair of this.pairs) yield JSON.parse(pair) as [string, string];
+  }
+}
+
+export async function readQueueStats(
+  store: Store,
+  typeNames: readonly string[],
+  known: KnownSeries,
+): Promise<QueueStats> {
+  const stats = await store.stats();
   const rows = new Map<string, QueueStatsRow>();
   const rowFor = (type: string, tenantId: string) => {
     const key = JSON.stringify([type, tenantId]);
@@ -44,62 +67,65 @@ export async function readQueueStats(db: Db): Promise<QueueStats> {
   };
   for (const op of stats.operations) Object.assign(rowFor(op.type, op.tenantId), op);
   for (const batch of stats.batches) rowFor(batch.type, batch.tenantId).batchesInFlight = batch.inFlight;
+  for (const row of rows.values()) known.add(row.type, row.tenantId);
+  for (const [type, tenantId] of known.entries()) rowFor(type, tenantId);
+  const typesSeen = new Set([...rows.values()].map((row) => row.type));
+  for (const type of typeNames) if (!typesSeen.has(type)) rowFor(type, "");
   const operations = [...rows.values()].sort(
     (a, b) => a.type.localeCompare(b.type) || a.tenantId.localeCompare(b.tenantId),
   );
-  const sum = (pick: (row: QueueStatsRow) => number) =>
-    operations.reduce((total, row) => total + pick(row), 0);
+  const sum = <R>(list: readonly R[], pick: (row: R) => number) =>
+    list.reduce((total, row) => total + pick(row), 0);
   return {
     operations,
-    outbox: stats.outbox,
+    deliveries: stats.deliveries,
     totals: {
-      claimable: sum((row) => row.claimable),
-      scheduled: sum((row) => row.scheduled),
-      processing: sum((row) => row.processing),
-      batchesInFlight: sum((row) => row.batchesInFlight),
-      outboxBacklog: stats.outbox.reduce((total, row) => total + row.backlog, 0),
-      outboxDead: stats.outbox.reduce((total, row) => total + row.dead, 0),
+      claimable: sum(operations, (row) => row.claimable),
+      scheduled: sum(operations, (row) => row.scheduled),
+      processing: sum(operations, (row) => row.processing),
+      batchesInFlight: sum(operations, (row) => row.batchesInFlight),
+      deliveryBacklog: sum(stats.deliveries, (row) => row.backlog),
+      deliveriesDead: sum(stats.deliveries, (row) => row.dead),
     },
   };
 }
 
-/** The stats as Prometheus text exposition, with `type` and `tenant` labels. */
+/** The stats as Prometheus text exposition, with `type` and `tenant` (or `subscriber`) labels. */
 export async function prometheusText(stats: QueueStats): Promise<string> {
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[]) =>
     new Gauge({ name: `prisma_operations_${name}`, help, labelNames, registers: [registry] });
-  const perType = [
-    [
-      "claimable",
-      "Operations pending and due: a worker could take them now.",
-      (r: QueueStatsRow) => r.claimable,
-    ],
-    [
-      "scheduled",
-      "Operations pending until their run_at (scheduled or backing off).",
-      (r: QueueStatsRow) => r.scheduled,
-    ],
-    ["processing", "Operations running under a lease.", (r: QueueStatsRow) => r.processing],
+  const perType: [string, string, (row: QueueStatsRow) => number][] = [
+    ["claimable", "Operations pending and due: a worker could take them now.", (r) => r.claimable],
+    ["scheduled", "Operations pending until their run_at (scheduled or backing off).", (r) => r.scheduled],
+    ["processing", "Operations running under a lease.", (r) => r.processing],
     [
       "oldest_claimable_age_seconds",
       "Seconds since the oldest claimable operation became due.",
-      (r: QueueStatsRow) => r.oldestClaimableAgeSeconds,
+      (r) => r.oldestClaimableAgeSeconds,
     ],
     [
       "batches_in_flight",
       "Batches not yet terminal (parents; never counted as work).",
-      (r: QueueStatsRow) => r.batchesInFlight,
+      (r) => r.batchesInFlight,
     ],
-  ] as const;
+  ];
   for (const [name, help, pick] of perType) {
     const metric = gauge(name, help, ["type", "tenant"]);
     for (const row of stats.operations) metric.set({ type: row.type, tenant: row.tenantId }, pick(row));
   }
-  const backlog = gauge("outbox_backlog", "Outbox events not yet delivered.", ["tenant"]);
-  const dead = gauge("outbox_dead", "Outbox events that exhausted their delivery attempts.", ["tenant"]);
-  for (const row of stats.outbox) {
-    backlog.set({ tenant: row.tenantId }, row.backlog);
-    dead.set({ tenant: row.tenantId }, row.dead);
+  const perSubscriber: [string, string, (row: DeliveryStatsRow) => number][] = [
+    ["delivery_backlog", "Events not yet delivered to this subscriber.", (r) => r.backlog],
+    ["deliveries_dead", "Deliveries to this subscriber that exhausted their attempts.", (r) => r.dead],
+    [
+      "oldest_undelivered_age_seconds",
+      "Age of the oldest event not yet delivered to this subscriber.",
+      (r) => r.oldestUndeliveredAgeSeconds,
+    ],
+  ];
+  for (const [name, help, pick] of perSubscriber) {
+    const metric = gauge(name, help, ["subscriber"]);
+    for (const row of stats.deliveries) metric.set({ subscriber: row.subscriber }, pick(row));
   }
   return registry.metrics();
 }

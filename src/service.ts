@@ -1,23 +1,18 @@
 // The service an application calls: submit batches and operations atomically, read them back,
-// and dispatch their side effects after commit.
+// cancel and retry them, and have their side effects delivered after commit.
+import * as control from "./control";
+import type { CancelResult } from "./control";
 import type { BackoffPolicy } from "./domain/backoff";
 import type { SplitRule } from "./domain/split";
 import type { FailurePolicy, OperationStatus } from "./domain/status";
-import {
-  ConflictError,
-  IdempotencyConflictError,
-  NotFoundError,
-  OperationsError,
-  ValidationError,
-} from "./errors";
-import { syncBackend } from "./execution/backends";
+import { ConflictError, IdempotencyConflictError, OperationsError, ValidationError } from "./errors";
+import { syncRunner } from "./execution/backends";
 import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./execution/reaper";
-import type { ExecutionConfig } from "./execution/runner";
-import { Worker, type WorkerOptions } from "./execution/worker";
-import { isTerminal } from "./domain/status";
-import { prometheusText, readQueueStats, type QueueStats } from "./metrics";
+import type { ExecutionConfig } from "./execution/executor";
 import type { Handlers } from "./execution/handlers";
+import { Worker, type WorkerOptions } from "./execution/worker";
 import { consoleLogger, type Logger } from "./logger";
+import { KnownSeries, prometheusText, readQueueStats, type QueueStats } from "./metrics";
 import type { BatchItemInput, OperationTypes, PayloadInput } from "./operation-types";
 import {
   DEFAULT_OUTBOX_POLICY,
@@ -25,12 +20,21 @@ import {
   type DispatchReport,
   type OutboxPolicy,
 } from "./outbox/dispatcher";
-import { TOPICS, type EventSubscriber } from "./outbox/events";
+import type { EventSubscriber } from "./outbox/events";
 import { DEFAULT_RELAY_OPTIONS, OutboxRelay, type RelayOptions } from "./outbox/relay";
-import * as repo from "./store/repository";
-import type { Db, OperationsPrismaClient, TransactionClient } from "./store/repository";
-import type { OutboxRow } from "./store/sql";
-import { toBatchView, toOperationView, type BatchView, type OperationView } from "./store/views";
+import {
+  interactive,
+  type CheckedClient,
+  type Db,
+  type OperationsPrismaClient,
+  type PrismaClientLike,
+  type TransactionClientOf,
+} from "./store/client";
+import { isTransactionConflict, typedDatabaseError, withDatabase } from "./store/database-errors";
+import { NO_INLINE, type DeadFilter, type Inline, type WrittenEvent } from "./store/statements/outbox";
+import { Store } from "./store/store";
+import { tablesIn } from "./store/tables";
+import type { BatchView, OperationView } from "./store/views";
 import {
   listOperationsSchema,
   parseId,
@@ -45,7 +49,11 @@ import { DEFAULT_LIMITS, planBatch, planOperation, type BatchPlan, type SubmitLi
 export type TaskBackendOption<T extends OperationTypes> =
   /** Workers claim it; the submit's commit wakes them (NOTIFY). The default. */
   | "worker"
-  /** The submitting process runs every handler inline right after commit (tests, development). */
+  /**
+   * The submitting process runs every handler inline right after commit (tests, development).
+   * Only for submits and retries made through this service or `ops.transaction()`: work submitted
+   * inside your own `$transaction` waits for a worker.
+   */
   | { sync: Handlers<T> };
 
 /**
@@ -54,18 +62,33 @@ export type TaskBackendOption<T extends OperationTypes> =
  */
 export type SubmitBoundary = "before-insert" | "after-insert";
 
-export interface OperationsOptions<T extends OperationTypes> {
-  /** A Prisma 7 client with the PostgreSQL driver adapter, from a schema holding the module's models. */
-  prisma: OperationsPrismaClient;
+export interface OperationsOptions<
+  T extends OperationTypes,
+  C extends PrismaClientLike = OperationsPrismaClient,
+> {
+  /**
+   * Your Prisma 7 client (PostgreSQL driver adapter), generated from a schema that contains the
+   * module's models (`npx prisma-operations init` copies them in). Your own models are welcome.
+   */
+  prisma: C;
   /** Operation types by name, each from `defineOperationType`. */
   types: T;
+  /**
+   * The PostgreSQL schema holding the module's tables, when it is not the connection's search_path
+   * — e.g. what you gave `new PrismaPg(…, { schema })`. Default: the search_path.
+   */
+  schema?: string;
   /** Default `"worker"`. */
   backend?: TaskBackendOption<T>;
-  /** Receive every committed event (`batch.submitted`, `operation.completed`, …), at least once. */
+  /**
+   * Receive committed events (`batch.submitted`, `operation.completed`, …), at least once, each
+   * with its own delivery state. Every process that has a subscriber registers it; events written
+   * while it is registered are owed to it until a process that has it delivers them.
+   */
   subscribers?: readonly EventSubscriber[];
   /** Size limits checked before any write; see {@link SubmitLimits} for defaults. */
   limits?: Partial<SubmitLimits>;
-  /** Delivery attempts, backoff and inline lease of outbox events. */
+  /** Delivery attempts, backoff and inline lease of outbox deliveries. */
   outbox?: Partial<OutboxPolicy>;
   /** Backoff between attempts of a failing operation. Default 1 s doubling to 1 h, half jitter. */
   retryBackoff?: BackoffPolicy;
@@ -111,9 +134,9 @@ export interface SubmitOperationInput<T extends OperationTypes, K extends keyof 
   runAt?: Date | string;
 }
 
-/** Whether the submit's events were handed to subscribers yet. */
+/** Whether the submit's events were handed to this process's subscribers yet. */
 export type DispatchStatus =
-  /** Delivered right after commit. */
+  /** Delivered right after commit (or nothing of this process subscribes to them). */
   | { status: "delivered" }
   /** Committed, but a subscriber failed: the relay delivers it later. The batch exists regardless. */
   | { status: "failed"; failures: DispatchReport["failed"] }
@@ -152,31 +175,30 @@ export interface ListOperationsInput {
   cursor?: string;
 }
 
+/** One entry of {@link ListOperationsResult}. */
+export type ListedItem = ({ kind: "operation" } & OperationView) | ({ kind: "batch" } & BatchView);
+
 export interface ListOperationsResult {
-  items: repo.ListedItem[];
+  items: ListedItem[];
   /** Pass as `cursor` for the next page; null on the last page. */
   nextCursor: string | null;
-}
-
-export interface CancelResult {
-  /** `cancelled`: it was pending and is cancelled now. `cancel_requested`: it is running; its signal fired. */
-  state: "cancelled" | "cancel_requested";
-  operation: OperationView;
 }
 
 export interface SubmitOptions {
   /**
    * The caller's interactive transaction: the submit joins it, so the app's writes and the batch
-   * commit or roll back together. Events are dispatched after commit when the transaction was
-   * opened with `operations.transaction()`, otherwise by the relay.
+   * commit or roll back together. Events are delivered after commit when the transaction was
+   * opened with `ops.transaction()`; inside your own `$transaction`, the relays deliver them.
    */
-  tx?: TransactionClient;
+  tx?: Db;
 }
+
+export type { CancelResult };
 
 interface Written<V> {
   view: V;
   created: boolean;
-  events: OutboxRow[];
+  events: WrittenEvent[];
 }
 
 const DEFAULT_RETRY_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 60 * 60_000, jitter: 0.5 };
@@ -196,39 +218,42 @@ function decodeCursor(cursor: string): string {
   }
 }
 
-function isSerializationFailure(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2034";
-}
-
-export class OperationsService<T extends OperationTypes> {
-  private readonly prisma: OperationsPrismaClient;
+/**
+ * The module's service, typed by your operation types `T` and your Prisma client `C` (so that
+ * `ops.transaction(async (tx) => …)` hands you your own transaction client).
+ */
+export class OperationsService<
+  T extends OperationTypes = OperationTypes,
+  C extends PrismaClientLike = OperationsPrismaClient,
+> {
+  private readonly prisma: C;
+  private readonly store: Store;
   private readonly limits: SubmitLimits;
   private readonly logger: Logger;
   readonly dispatcher: OutboxDispatcher;
-  // Transactions opened by transaction(): the events written in each, dispatched after its commit.
-  private readonly pendingDispatch = new WeakMap<TransactionClient, OutboxRow[]>();
+  private readonly runSync: ((events: readonly WrittenEvent[]) => Promise<void>) | undefined;
+  private readonly knownSeries = new KnownSeries();
+  // Transactions opened by transaction(): the events written in each, delivered after its commit.
+  private readonly pendingDispatch = new WeakMap<object, WrittenEvent[]>();
 
-  constructor(private readonly options: OperationsOptions<T>) {
+  constructor(private readonly options: OperationsOptions<T, C>) {
     this.prisma = options.prisma;
+    this.store = new Store(this.prisma, tablesIn(options.schema));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.logger = options.logger ?? consoleLogger;
     const policy = { ...DEFAULT_OUTBOX_POLICY, ...options.outbox };
+    this.dispatcher = new OutboxDispatcher(this.store, options.subscribers ?? [], policy, this.logger);
     const backend = options.backend ?? "worker";
-    // The app's subscribers first: they see `batch.submitted` before the sync backend's runs
-    // produce `operation.completed`.
-    const subscribers: EventSubscriber[] = [...(options.subscribers ?? [])];
-    this.dispatcher = new OutboxDispatcher(this.prisma, subscribers, policy, this.logger);
-    if (backend !== "worker") {
-      subscribers.push(
-        syncBackend(
-          this.prisma,
-          this.executionConfig(backend.sync),
-          policy.inlineLeaseMs,
-          policy.inlineLeaseMs,
-          (rows) => this.dispatcher.dispatchCommitted(rows),
-        ),
-      );
-    }
+    this.runSync =
+      backend === "worker"
+        ? undefined
+        : syncRunner(
+            this.store,
+            this.executionConfig(backend.sync),
+            policy.inlineLeaseMs,
+            () => this.dispatcher.inline,
+            (events) => this.afterCommit(events),
+          );
   }
 
   private executionConfig(handlers: Handlers<T>): ExecutionConfig {
@@ -246,11 +271,24 @@ export class OperationsService<T extends OperationTypes> {
     return Object.keys(this.options.types);
   }
 
+  /** The PostgreSQL schema of the module's tables (undefined: the search_path). */
+  get schema(): string | undefined {
+    return this.options.schema;
+  }
+
+  /**
+   * Registers this process's subscribers, so that events written from now on (by any process) are
+   * owed to them. Every write does this first, once; call it at start-up to have it done early.
+   */
+  async ready(): Promise<void> {
+    await withDatabase("register subscribers", () => this.dispatcher.ready());
+  }
+
   /**
    * Submits a batch: the parent, all of its children and the `batch.submitted` event are written
    * by one statement — one transaction on its own, or part of the caller's — and commit together
    * or not at all. Input is validated, split and size-checked before anything is sent; after
-   * commit the event is dispatched (and workers were woken by the commit itself).
+   * commit the event is delivered (and workers were woken by the commit itself).
    */
   async submitBatch<K extends keyof T & string>(
     input: SubmitBatchInput<T, K>,
@@ -258,7 +296,10 @@ export class OperationsService<T extends OperationTypes> {
   ): Promise<SubmitBatchResult> {
     const parsed = parseInput(submitBatchSchema, input);
     const plan = planBatch(parsed, this.options.types, this.limits);
-    const written = await this.write(options.tx, (tx, delay) => this.writeBatch(tx, plan, delay));
+    const written = await this.write("submitBatch", options.tx, (store, inline) =>
+      this.writeBatch(store, plan, inline),
+    );
+    this.knownSeries.add(plan.type, plan.tenantId);
     return {
       batch: written.view.batch,
       operationIds: written.view.operationIds,
@@ -274,19 +315,19 @@ export class OperationsService<T extends OperationTypes> {
   ): Promise<SubmitOperationResult> {
     const parsed = parseInput(submitOperationSchema, input);
     const plan = planOperation(parsed, this.options.types, this.limits);
-    const written = await this.write(options.tx, async (tx, delay): Promise<Written<OperationView>> => {
-      await this.boundary("before-insert", tx);
-      const inserted = await repo
-        .insertOperation(tx, plan, delay)
-        .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
-      await this.boundary("after-insert", tx);
-      if (inserted.row)
-        return { view: toOperationView(inserted.row), created: true, events: inserted.events };
+    const written = await this.write("submitOperation", options.tx, async (store, inline) => {
+      await this.boundary("before-insert", store.db);
+      const inserted = await store
+        .insertOperation(plan, inline)
+        .catch((error: unknown) => this.mapInsertError(error, plan.idempotencyKey));
+      await this.boundary("after-insert", store.db);
+      if (inserted.operation) return { view: inserted.operation, created: true, events: inserted.events };
       // The idempotency key was taken (the insert did nothing): return the operation that has it.
-      const existing = (await repo.readOperationByKey(tx, plan.tenantId, plan.idempotencyKey!))!;
+      const existing = (await store.operationByKey(plan.tenantId, plan.idempotencyKey!))!;
       this.assertSameType(existing.type, plan.type, plan.idempotencyKey!);
       return { view: existing, created: false, events: [] };
     });
+    this.knownSeries.add(plan.type, plan.tenantId);
     return {
       operation: written.view,
       created: written.created,
@@ -297,79 +338,92 @@ export class OperationsService<T extends OperationTypes> {
   /** A tenant's batch with its counts and progress. Another tenant's id is not found. */
   async getBatch(tenantId: string, batchId: string): Promise<BatchView> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(batchId, ["batchId"]);
-    const batch = await this.prisma.$transaction((tx) => repo.readBatch(tx, tenant, id), {
-      isolationLevel: "RepeatableRead",
-    });
-    if (!batch) throw new NotFoundError("batch", id);
-    return batch;
+    return control.readBatch(this.control, tenant, parseId(batchId, ["batchId"]));
   }
 
   /** A tenant's operation. Another tenant's id is not found. */
   async getOperation(tenantId: string, operationId: string): Promise<OperationView> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(operationId, ["operationId"]);
-    const operation = await repo.readOperation(this.prisma, tenant, id);
-    if (!operation) throw new NotFoundError("operation", id);
-    return operation;
+    return control.readOperation(this.control, tenant, parseId(operationId, ["operationId"]));
   }
 
   /** A tenant's operations (and batches, if asked), newest first, a page at a time. */
   async listOperations(input: ListOperationsInput): Promise<ListOperationsResult> {
     const parsed = parseInput(listOperationsSchema, input);
     const limit = parsed.limit ?? 50;
-    const statuses =
-      parsed.status === undefined ? undefined : ([] as OperationStatus[]).concat(parsed.status);
-    const page = await repo.listItems(this.prisma, {
+    const filter = {
       tenantId: parsed.tenantId,
-      statuses,
+      statuses: parsed.status === undefined ? undefined : ([] as OperationStatus[]).concat(parsed.status),
       type: parsed.type,
       batchId: parsed.batchId === undefined ? undefined : parseId(parsed.batchId, ["batchId"]),
-      includeBatches: parsed.includeBatches ?? false,
-      limit,
       beforeId: parsed.cursor === undefined ? undefined : decodeCursor(parsed.cursor),
+      limit: limit + 1,
+    };
+    const items = await withDatabase("listOperations", async (): Promise<ListedItem[]> => {
+      const operations = (await this.store.listOperations(filter)).map((row): ListedItem => ({
+        kind: "operation",
+        ...row,
+      }));
+      if (!parsed.includeBatches || filter.batchId) return operations;
+      // Ids of both are UUIDv7 from one generator, so one id cursor pages through both.
+      const batches = (await this.store.listBatches(filter)).map((row): ListedItem => ({
+        kind: "batch",
+        ...row,
+      }));
+      return [...operations, ...batches].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     });
-    const last = page.items[page.items.length - 1];
-    return { items: page.items, nextCursor: page.hasMore && last ? encodeCursor(last.id) : null };
+    const page = items.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: items.length > limit && last ? encodeCursor(last.id) : null };
   }
 
   /**
-   * Runs `fn` in an interactive transaction and, once it has committed, dispatches the events of
-   * every submit made with `{ tx }` inside it. Nothing is dispatched if it rolls back.
+   * Runs `fn` in an interactive transaction and, once it has committed, delivers the events of
+   * every submit (and runs the work, with the sync backend) made with `{ tx }` inside it. Nothing
+   * is delivered if it rolls back. `tx` is your own client's transaction client: your models are on it.
    */
   async transaction<R>(
-    fn: (tx: TransactionClient) => Promise<R>,
+    fn: (tx: TransactionClientOf<C>) => Promise<R>,
     options: {
       timeoutMs?: number;
       maxWaitMs?: number;
       isolationLevel?: "ReadCommitted" | "RepeatableRead" | "Serializable";
     } = {},
   ): Promise<R> {
-    const written: OutboxRow[] = [];
-    const result = await this.prisma.$transaction(
-      async (tx) => {
-        this.pendingDispatch.set(tx, written);
-        return fn(tx);
-      },
-      {
-        timeout: options.timeoutMs ?? this.options.transaction?.timeoutMs ?? 30_000,
-        maxWait: options.maxWaitMs ?? this.options.transaction?.maxWaitMs ?? 5_000,
-        isolationLevel: options.isolationLevel,
-      },
-    );
-    await this.dispatcher.dispatchCommitted(written);
+    await this.ready();
+    const written: WrittenEvent[] = [];
+    let callbackFailed = false;
+    let result: R;
+    try {
+      result = await interactive(
+        this.prisma,
+        async (tx) => {
+          this.pendingDispatch.set(tx, written);
+          try {
+            return await fn(tx as unknown as TransactionClientOf<C>);
+          } catch (error) {
+            callbackFailed = true;
+            throw error;
+          }
+        },
+        {
+          timeout: options.timeoutMs ?? this.options.transaction?.timeoutMs ?? 30_000,
+          maxWait: options.maxWaitMs ?? this.options.transaction?.maxWaitMs ?? 5_000,
+          isolationLevel: options.isolationLevel,
+        },
+      );
+    } catch (error) {
+      // The callback's own errors are the caller's; what Prisma or the database threw around it is ours to type.
+      throw callbackFailed ? error : typedDatabaseError(error, "transaction");
+    }
+    await this.afterCommit(written);
     return result;
   }
 
-  /** Delivers events the caller committed in its own transaction (see {@link SubmitOptions.tx}). */
-  dispatch(events: readonly OutboxRow[]): Promise<DispatchReport> {
-    return this.dispatcher.dispatchCommitted(events);
-  }
-
-  /** A relay delivering what inline dispatch left behind, with this service's subscribers. */
+  /** A relay delivering what inline dispatch left behind, to this service's subscribers. */
   createRelay(options: Partial<RelayOptions> = {}): OutboxRelay {
     return new OutboxRelay(
-      this.prisma,
+      this.store,
       this.dispatcher,
       { ...DEFAULT_RELAY_OPTIONS, ...options },
       this.logger,
@@ -378,52 +432,24 @@ export class OperationsService<T extends OperationTypes> {
 
   /**
    * Cancels an operation: a pending one is cancelled at once; a running one has its handler's
-   * AbortSignal fired and ends `cancelled` when the handler returns. A finished one is a conflict.
+   * AbortSignal fired and ends `cancelled` — unless its handler completes, in which case the work
+   * is done and it is recorded `completed`. A finished one is a conflict.
    */
   async cancelOperation(tenantId: string, operationId: string): Promise<CancelResult> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(operationId, ["operationId"]);
-    const target = { operationId: id, tenantId: tenant };
-    const outcome = await this.retryingDeadlocks(() =>
-      this.prisma.$transaction(async (tx) => {
-        const row = await repo.lockOperation(tx, tenant, id);
-        if (!row) throw new NotFoundError("operation", id);
-        if (isTerminal(row.status)) {
-          throw new ConflictError(`operation ${id} is already ${row.status}`, "operation_finished");
-        }
-        if (row.status === "processing") {
-          await repo.requestCancel(tx, target);
-          return { state: "cancel_requested" as const, events: [] };
-        }
-        const transition = await repo.cancelPending(tx, target, this.dispatcher.policy.inlineLeaseMs);
-        return { state: "cancelled" as const, events: transition.events };
-      }),
+    return this.acting(() =>
+      control.cancelOperation(this.control, tenant, parseId(operationId, ["operationId"])),
     );
-    await this.dispatcher.dispatchCommitted(outcome.events);
-    return { state: outcome.state, operation: await this.getOperation(tenant, id) };
   }
 
   /**
-   * Cancels every child of a batch that has not finished (pending ones at once, running ones by
-   * their AbortSignal). The batch ends `cancelled` — or `failed`/`completed` by what its children
-   * did — once the last one is terminal. A finished batch is a conflict.
+   * Cancels every child of a batch that has not finished, in one statement (pending ones at once,
+   * running ones by their AbortSignal). The batch ends `cancelled` — or `failed`/`completed` by what
+   * its children did — once the last one is terminal. A finished batch is a conflict.
    */
   async cancelBatch(tenantId: string, batchId: string): Promise<BatchView> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(batchId, ["batchId"]);
-    const target = { batchId: id, tenantId: tenant };
-    const before = await this.getBatch(tenant, id);
-    if (isTerminal(before.status))
-      throw new ConflictError(`batch ${id} is already ${before.status}`, "batch_finished");
-    // Running children first, then pending ones: the same order workers lock rows in (child, then batch).
-    const events = await this.retryingDeadlocks(() =>
-      this.prisma.$transaction(async (tx) => {
-        await repo.requestCancel(tx, target);
-        return (await repo.cancelPending(tx, target, this.dispatcher.policy.inlineLeaseMs)).events;
-      }),
-    );
-    await this.dispatcher.dispatchCommitted(events);
-    return this.getBatch(tenant, id);
+    return this.acting(() => control.cancelBatch(this.control, tenant, parseId(batchId, ["batchId"])));
   }
 
   /**
@@ -432,27 +458,9 @@ export class OperationsService<T extends OperationTypes> {
    */
   async retryOperation(tenantId: string, operationId: string): Promise<OperationView> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(operationId, ["operationId"]);
-    const events = await this.retryingDeadlocks(() =>
-      this.prisma.$transaction(async (tx) => {
-        const row = await repo.lockOperation(tx, tenant, id);
-        if (!row) throw new NotFoundError("operation", id);
-        if (row.status !== "failed" && row.status !== "cancelled") {
-          throw new ConflictError(
-            `operation ${id} is ${row.status}; only failed or cancelled ones can be retried`,
-            "not_retryable",
-          );
-        }
-        const transition = await repo.requeueFinished(
-          tx,
-          { operationId: id, tenantId: tenant },
-          this.dispatcher.policy.inlineLeaseMs,
-        );
-        return transition.events;
-      }),
+    return this.acting(() =>
+      control.retryOperation(this.control, tenant, parseId(operationId, ["operationId"])),
     );
-    await this.dispatcher.dispatchCommitted(events);
-    return this.getOperation(tenant, id);
   }
 
   /**
@@ -461,40 +469,34 @@ export class OperationsService<T extends OperationTypes> {
    */
   async retryBatch(tenantId: string, batchId: string): Promise<BatchView> {
     const tenant = parseInput(tenantIdSchema, tenantId, ["tenantId"]);
-    const id = parseId(batchId, ["batchId"]);
-    const before = await this.getBatch(tenant, id);
-    if (before.counts.failed + before.counts.cancelled === 0) {
-      throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
-    }
-    const delay = this.dispatcher.policy.inlineLeaseMs;
-    const events = await this.retryingDeadlocks(() =>
-      this.prisma.$transaction(async (tx) => {
-        const transition = await repo.requeueFinished(tx, { batchId: id, tenantId: tenant }, delay);
-        if (transition.changed === 0) return [];
-        const retried = await repo.insertOutboxEvents(
-          tx,
-          [
-            {
-              tenantId: tenant,
-              topic: TOPICS.batchRetried,
-              aggregateId: id,
-              payload: { batchId: id, type: before.type, retried: transition.changed },
-            },
-          ],
-          delay,
-        );
-        return [...transition.events, ...retried];
-      }),
-    );
-    if (events.length === 0)
-      throw new ConflictError(`batch ${id} has no failed or cancelled children to retry`, "not_retryable");
-    await this.dispatcher.dispatchCommitted(events);
-    return this.getBatch(tenant, id);
+    return this.acting(() => control.retryBatch(this.control, tenant, parseId(batchId, ["batchId"])));
+  }
+
+  /**
+   * Hands dead deliveries back to the relays with a fresh budget of attempts: all of them, or those
+   * of one subscriber, one tenant, or some events. Returns how many.
+   */
+  async redeliverDead(filter: DeadFilter = {}): Promise<number> {
+    return withDatabase("redeliverDead", () => this.store.redeliverDead(filter));
+  }
+
+  /**
+   * Gives a registered subscriber deliveries of the events written before it was registered (all
+   * still stored, or those since `since`) that match its topics. Returns how many.
+   */
+  async replayEvents(subscriber: string, options: { since?: Date } = {}): Promise<number> {
+    return withDatabase("replayEvents", () => this.store.replayEvents(subscriber, options.since));
+  }
+
+  /** Forgets a subscriber no process has any more, with every delivery still owed to it. */
+  async removeSubscriber(name: string): Promise<{ removed: boolean; deliveries: number }> {
+    const result = await withDatabase("removeSubscriber", () => this.store.removeSubscriber(name));
+    return { removed: result.removed > 0, deliveries: result.deliveries };
   }
 
   /** Queue depth as operators need it, per type and tenant; batches (parents) are never counted as work. */
   async queueStats(): Promise<QueueStats> {
-    return readQueueStats(this.prisma);
+    return withDatabase("queueStats", () => readQueueStats(this.store, this.typeNames, this.knownSeries));
   }
 
   /** {@link queueStats} as Prometheus text exposition (for a `/metrics` endpoint). */
@@ -504,8 +506,8 @@ export class OperationsService<T extends OperationTypes> {
 
   /**
    * A worker running the given handlers. It delivers the events its outcomes write right after
-   * each commit. By default it also runs a relay (for events left undelivered by a crash or a
-   * failing subscriber) and a reaper; both are safe on every node.
+   * each commit. By default it also runs a relay (for deliveries left behind by a crash, a failing
+   * subscriber or another process) and a reaper; both are safe on every node.
    */
   createWorker(
     options: WorkerOptions & {
@@ -519,11 +521,12 @@ export class OperationsService<T extends OperationTypes> {
       options.reaper === false ? undefined : this.createReaper(options.reaper, () => relay?.wake());
     return new Worker(
       {
-        db: this.prisma,
+        store: this.store,
         execution: this.executionConfig(options.handlers),
         logger: this.logger,
+        inline: () => this.dispatcher.inline,
+        ready: () => this.ready(),
         dispatch: (events) => this.dispatcher.dispatchCommitted(events),
-        eventDelayMs: this.dispatcher.policy.inlineLeaseMs,
         companions: [relay, reaper].filter((companion) => companion !== undefined),
       },
       options,
@@ -533,78 +536,88 @@ export class OperationsService<T extends OperationTypes> {
   /** A reaper: expired leases and stuck batches, continuously; safe to run on every node. */
   createReaper(
     options: Partial<ReaperOptions> = {},
-    onEvents: (events: OutboxRow[]) => void = () => undefined,
+    onEvents: (events: WrittenEvent[]) => void = () => undefined,
   ): Reaper {
-    return new Reaper(this.prisma, { ...DEFAULT_REAPER_OPTIONS, ...options }, this.logger, onEvents);
+    return new Reaper(this.store, { ...DEFAULT_REAPER_OPTIONS, ...options }, this.logger, onEvents);
   }
 
   // --- internals ----------------------------------------------------------------------------------
 
-  /** Runs `fn` again when PostgreSQL chose it as a deadlock victim (P2034), up to 3 times. */
-  private async retryingDeadlocks<R>(fn: () => Promise<R>): Promise<R> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        const code = (error as { code?: unknown } | null)?.code;
-        if (code !== "P2034" || attempt >= 3) throw error;
-      }
-    }
+  private get control(): control.ControlContext {
+    return {
+      prisma: this.prisma,
+      store: this.store,
+      inline: () => this.dispatcher.inline,
+      afterCommit: (events) => this.afterCommit(events),
+    };
+  }
+
+  private async acting<R>(action: () => Promise<R>): Promise<R> {
+    await this.ready();
+    return action();
+  }
+
+  /** What follows a commit of this process: inline delivery, and the sync backend's runs. */
+  private async afterCommit(events: WrittenEvent[]): Promise<DispatchReport> {
+    const report = await this.dispatcher.dispatchCommitted(events);
+    await this.runSync?.(events);
+    return report;
   }
 
   /**
-   * Runs `work` (one statement) in the caller's transaction, or on its own. `eventDelayMs` tells
-   * the writer how long to keep its events from the relay: the inline lease when this process will
-   * dispatch them after commit, zero when only the relay will.
+   * Runs `work` (one statement) in the caller's transaction, or on its own. Its deliveries are held
+   * for inline delivery when this process will deliver them after commit: always on its own, and in
+   * a transaction opened by `transaction()`; inside any other transaction the relays deliver them.
    */
   private async write<V>(
-    tx: TransactionClient | undefined,
-    work: (db: Db, eventDelayMs: number) => Promise<Written<V>>,
+    action: string,
+    tx: Db | undefined,
+    work: (store: Store, inline: Inline) => Promise<Written<V>>,
   ): Promise<Written<V>> {
-    if (!tx) {
-      // The write is one statement, so on its own it is one transaction: no BEGIN/COMMIT needed.
-      return work(this.prisma, this.dispatcher.policy.inlineLeaseMs);
+    await this.ready();
+    try {
+      if (!tx) {
+        // The write is one statement, so on its own it is one transaction: no BEGIN/COMMIT needed.
+        return await work(this.store, this.dispatcher.inline);
+      }
+      const collector = this.pendingDispatch.get(tx);
+      const written = await work(this.store.on(tx), collector ? this.dispatcher.inline : NO_INLINE);
+      collector?.push(...written.events);
+      return written;
+    } catch (error) {
+      throw typedDatabaseError(error, action);
     }
-    const collector = this.pendingDispatch.get(tx);
-    const written = await work(tx, collector ? this.dispatcher.policy.inlineLeaseMs : 0);
-    collector?.push(...written.events);
-    return written;
   }
 
-  private async dispatchWritten(
-    written: Written<unknown>,
-    tx: TransactionClient | undefined,
-  ): Promise<DispatchStatus> {
+  private async dispatchWritten(written: Written<unknown>, tx: Db | undefined): Promise<DispatchStatus> {
     if (!written.created) return { status: "none" };
     if (tx) return { status: "after_commit" };
-    const report = await this.dispatcher.dispatchCommitted(written.events);
+    const report = await this.afterCommit(written.events);
     return report.failed.length ? { status: "failed", failures: report.failed } : { status: "delivered" };
   }
 
   private async writeBatch(
-    tx: Db,
+    store: Store,
     plan: BatchPlan,
-    eventDelayMs: number,
+    inline: Inline,
   ): Promise<Written<{ batch: BatchView; operationIds: string[] }>> {
-    await this.boundary("before-insert", tx);
-    const inserted = await repo
-      .insertBatch(tx, plan, eventDelayMs)
-      .catch((error) => this.mapInsertError(error, plan.idempotencyKey));
-    await this.boundary("after-insert", tx);
-    if (inserted.row) {
-      const batch = toBatchView(inserted.row, { pending: plan.children.length, processing: 0 });
+    await this.boundary("before-insert", store.db);
+    const inserted = await store
+      .insertBatch(plan, inline)
+      .catch((error: unknown) => this.mapInsertError(error, plan.idempotencyKey));
+    await this.boundary("after-insert", store.db);
+    if (inserted.batch) {
       return {
-        view: { batch, operationIds: plan.children.map((child) => child.id) },
+        view: { batch: inserted.batch, operationIds: plan.children.map((child) => child.id) },
         created: true,
         events: inserted.events,
       };
     }
     // The idempotency key was taken (the insert did nothing): return the batch that has it.
-    const existing = (await repo.findBatchByKey(tx, plan.tenantId, plan.idempotencyKey!))!;
+    const existing = (await store.batchByKey(plan.tenantId, plan.idempotencyKey!))!;
     this.assertSameType(existing.type, plan.type, plan.idempotencyKey!);
-    const batch = (await repo.readBatch(tx, plan.tenantId, existing.id))!;
     return {
-      view: { batch, operationIds: await repo.childIds(tx, existing.id) },
+      view: { batch: existing, operationIds: await store.childIds(existing.id) },
       created: false,
       events: [],
     };
@@ -622,7 +635,7 @@ export class OperationsService<T extends OperationTypes> {
   private mapInsertError(error: unknown, idempotencyKey: string | undefined): never {
     // Only at REPEATABLE READ or SERIALIZABLE (a caller's transaction): the winner of the key
     // committed after this transaction's snapshot, so the insert cannot just skip it.
-    if (idempotencyKey && isSerializationFailure(error)) throw new IdempotencyConflictError(idempotencyKey);
+    if (idempotencyKey && isTransactionConflict(error)) throw new IdempotencyConflictError(idempotencyKey);
     throw error;
   }
 
@@ -631,10 +644,14 @@ export class OperationsService<T extends OperationTypes> {
   }
 }
 
-/** Creates the service. One per process (per PrismaClient) is the intended use. */
-export function createOperations<T extends OperationTypes>(
-  options: OperationsOptions<T>,
-): OperationsService<T> {
+/**
+ * Creates the service. One per process (per PrismaClient) is the intended use. `prisma` is your
+ * own client: it is refused at compile time, with a message saying what to do, when its schema
+ * lacks the module's models.
+ */
+export function createOperations<T extends OperationTypes, C extends PrismaClientLike>(
+  options: OperationsOptions<T, C> & { prisma: CheckedClient<C> },
+): OperationsService<T, C> {
   if (!options.prisma) throw new OperationsError("invalid_options", "createOperations: `prisma` is required");
-  return new OperationsService(options);
+  return new OperationsService<T, C>(options);
 }

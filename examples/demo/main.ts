@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   if (tty) process.stdout.write("\n");
 
   // The batch is final; let the relays deliver what its last transitions wrote.
-  while ((await ops.queueStats()).totals.outboxBacklog > 0) await sleep(50);
+  while ((await ops.queueStats()).totals.deliveryBacklog > 0) await sleep(50);
   await Promise.all(workers.map((worker) => worker.stop()));
   await database.close();
 

@@ -4,53 +4,56 @@
 //            at commit, so there is nothing to do here.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { TOPICS, type EventSubscriber } from "../outbox/events";
-import { claimOperationsById, pendingChildIds, type Db } from "../store/repository";
-import type { OutboxRow } from "../store/sql";
-import { executeHandler, recordOutcomes, type ExecutionConfig } from "./runner";
+import { TOPICS } from "../outbox/events";
+import type { WrittenEvent } from "../store/statements/outbox";
+import type { Inline } from "../store/statements/outbox";
+import type { Store } from "../store/store";
+import { executeHandler, toFinish, type ExecutionConfig } from "./executor";
 
 /**
  * Events after which there is work to run. A batch retry is covered by the `operation.retried`
  * event each re-queued child gets; its `batch.retried` would only claim the same rows again.
  */
-export const WORK_TOPICS: readonly string[] = [
+const WORK_TOPICS: ReadonlySet<string> = new Set([
   TOPICS.batchSubmitted,
   TOPICS.operationSubmitted,
   TOPICS.operationRetried,
-];
-
-function operationIdsOf(db: Db, topic: string, aggregateId: string): Promise<string[]> {
-  return topic === TOPICS.batchSubmitted ? pendingChildIds(db, aggregateId) : Promise.resolve([aggregateId]);
-}
+]);
 
 /**
- * Runs every submitted operation inline after commit. Retries run at once (ignoring backoff) until
- * each operation is terminal; a snoozed one is left pending for a worker. Events the runs write
- * go to `dispatch`, which delivers them inline.
+ * Runs what a commit made runnable, inline, right after it: every operation of a submitted batch,
+ * a submitted operation, a retried one. Retries run at once (ignoring backoff) until each
+ * operation is terminal; a snoozed one is left pending for a worker. What the runs write goes to
+ * `afterCommit`, as for any other write of this process.
  */
-export function syncBackend(
-  db: Db,
+export function syncRunner(
+  store: Store,
   config: ExecutionConfig,
   leaseMs: number,
-  eventDelayMs: number,
-  dispatch: (rows: OutboxRow[]) => Promise<unknown>,
-): EventSubscriber {
+  inline: () => Inline,
+  afterCommit: (events: WrittenEvent[]) => Promise<unknown>,
+): (events: readonly WrittenEvent[]) => Promise<void> {
   const workerId = `sync:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  return {
-    name: "sync-backend",
-    topics: WORK_TOPICS,
-    async deliver(event) {
-      let ids = await operationIdsOf(db, event.topic, event.aggregateId);
+  return async (events) => {
+    for (const event of events) {
+      if (!WORK_TOPICS.has(event.topic)) continue;
+      let ids =
+        event.topic === TOPICS.batchSubmitted
+          ? await store.childIds(event.aggregateId, "pending")
+          : [event.aggregateId];
       while (ids.length) {
-        const claimed = await claimOperationsById(db, ids, workerId, leaseMs);
-        if (claimed.length === 0) return;
+        const claimed = await store.claimById(ids, workerId, leaseMs);
+        if (claimed.length === 0) break;
         for (const row of claimed) {
           const outcome = await executeHandler(config, row, new AbortController().signal);
           if (outcome.kind === "snoozed") ids = ids.filter((id) => id !== row.id);
-          const transition = await recordOutcomes(db, [{ row, outcome }], workerId, eventDelayMs);
-          if (transition.events.length) await dispatch(transition.events);
+          const transition = await store.finishOperations(
+            [{ id: row.id, lockToken: row.lockToken, finish: toFinish(outcome) }],
+            inline(),
+          );
+          if (transition.events.length) await afterCommit(transition.events);
         }
       }
-    },
+    }
   };
 }

@@ -1,12 +1,13 @@
 // Repairs what crashes leave behind, continuously and safely on every node at once: operations
 // whose lease expired (their worker died) and batches that are not terminal although none of
-// their children can move any more. Outbox rows need no reaping: a relay that dies leaves its
-// claims to expire, and any relay takes them back (see OutboxRelay).
+// their children can move any more. Deliveries need no reaping: a relay that dies leaves its
+// claims to expire, and any relay takes them back (see OutboxRelay). What the reaper writes is
+// delivered by the relays (it holds no delivery for itself).
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
-import { reapExpiredLeases, reconcileBatches, type Db } from "../store/repository";
-import type { OutboxRow } from "../store/sql";
+import { NO_INLINE, type WrittenEvent } from "../store/statements/outbox";
+import type { Store } from "../store/store";
 
 export interface ReaperOptions {
   /** Pause between passes. Default 5,000 ms. */
@@ -34,10 +35,10 @@ export class Reaper {
   private readonly loop: Loop;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly options: ReaperOptions,
     private readonly logger: Logger,
-    private readonly onEvents: (events: OutboxRow[]) => void,
+    private readonly onEvents: (events: WrittenEvent[]) => void,
   ) {
     this.loop = new Loop(async () => {
       try {
@@ -51,15 +52,14 @@ export class Reaper {
   }
 
   async runOnce(): Promise<ReaperPass> {
-    const reaped = await reapExpiredLeases(this.db, this.options.batchSize, 0);
+    const reaped = await this.store.reapExpiredLeases(this.options.batchSize, NO_INLINE);
     if (reaped.changed > 0) {
       this.logger.warn("took back operations whose lease expired", { count: reaped.changed });
     }
-    const reconciled = await reconcileBatches(
-      this.db,
+    const reconciled = await this.store.reconcileBatches(
       this.options.batchSize,
       this.options.reconcileAfterMs,
-      0,
+      NO_INLINE,
     );
     if (reconciled.fixed > 0)
       this.logger.warn("reconciled batches whose children were all terminal", { count: reconciled.fixed });

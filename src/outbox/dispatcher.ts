@@ -1,112 +1,217 @@
-// Delivers outbox events to their subscribers and records the outcome on the outbox row. Used
-// right after a commit (inline) and by the relay for whatever was left undelivered.
+// Delivers outbox events to this process's subscribers and records each delivery's outcome on its
+// own row (one per event and subscriber). Used right after a commit (inline) and by the relay.
 import { backoffDelayMs, type BackoffPolicy } from "../domain/backoff";
-import { errorMessage } from "../errors";
+import { errorMessage, OperationsError } from "../errors";
 import type { Logger } from "../logger";
-import { markEventFailed, markEventsDispatched, type Db } from "../store/repository";
-import type { OutboxRow } from "../store/sql";
-import { toDeliveredEvent, type DeliveredEvent, type EventSubscriber } from "./events";
+import type {
+  ClaimedDelivery,
+  DeliveryRef,
+  Inline,
+  OutboxEvent,
+  WrittenEvent,
+} from "../store/statements/outbox";
+import type { Store } from "../store/store";
+import { toDeliveredEvent, type EventSubscriber } from "./events";
 
 export interface OutboxPolicy {
-  /** Delivery attempts before an event is marked dead. Default 12. */
+  /** Delivery attempts per subscriber before its delivery is marked dead. Default 12. */
   maxAttempts: number;
   /** Delay between delivery attempts. Default 1 s doubling to 10 min, half of it jitter. */
   backoff: BackoffPolicy;
   /**
-   * How long the process that committed an event has to deliver it itself before the relay may
-   * take it (the relay would otherwise race the inline delivery). Default 60 s.
+   * How long the process that committed an event has to deliver it to its own subscribers before
+   * a relay may take those deliveries (the relay would otherwise race the inline delivery). Default 60 s.
    */
   inlineLeaseMs: number;
+  /**
+   * A subscriber's `deliver` that has not settled by then counts as a failed attempt, so that a
+   * hung endpoint cannot hold its deliveries (which a live relay keeps claimed) for ever. It may
+   * still complete: delivery is at least once. Default 60 s.
+   */
+  deliveryTimeoutMs: number;
 }
 
 export const DEFAULT_OUTBOX_POLICY: OutboxPolicy = {
   maxAttempts: 12,
   backoff: { baseMs: 1_000, maxMs: 10 * 60_000, jitter: 0.5 },
   inlineLeaseMs: 60_000,
+  deliveryTimeoutMs: 60_000,
 };
 
-/** What happened to the events a commit (or a relay pass) handed over. */
-export interface DispatchReport {
-  delivered: string[];
-  failed: { eventId: string; topic: string; error: string; dead: boolean }[];
+/** Runs `deliver`, or rejects once `timeoutMs` has passed without it settling. */
+async function withDeadline(deliver: () => Promise<void> | void, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`delivery timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([Promise.resolve().then(deliver), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-/** Some subscribers of an event failed; the message names each with its error. */
+/** What happened to the deliveries a commit (or a relay pass) handed over. */
+export interface DispatchReport {
+  delivered: { eventId: string; subscriber: string }[];
+  failed: { eventId: string; topic: string; subscriber: string; error: string; dead: boolean }[];
+}
+
+/** A subscriber threw; the message names it with its error. */
 export class DeliveryError extends Error {
-  constructor(readonly failures: readonly string[]) {
-    super(failures.join("; "));
+  constructor(
+    readonly subscriber: string,
+    cause: unknown,
+  ) {
+    super(`${subscriber}: ${errorMessage(cause)}`, { cause });
     this.name = "DeliveryError";
   }
 }
 
+/** Subscriber names identify delivery rows across processes and restarts: no spaces or control characters. */
+// eslint-disable-next-line no-control-regex
+const SUBSCRIBER_NAME = /^[^\s\x00-\x1f\x7f]{1,200}$/;
+
+function checkSubscribers(subscribers: readonly EventSubscriber[]): void {
+  const seen = new Set<string>();
+  for (const subscriber of subscribers) {
+    if (typeof subscriber.name !== "string" || !SUBSCRIBER_NAME.test(subscriber.name)) {
+      throw new OperationsError(
+        "invalid_options",
+        `subscriber name ${JSON.stringify(subscriber.name)} must be 1–200 characters without spaces or control characters`,
+      );
+    }
+    if (seen.has(subscriber.name)) {
+      throw new OperationsError("invalid_options", `two subscribers are named "${subscriber.name}"`);
+    }
+    seen.add(subscriber.name);
+  }
+}
+
 export class OutboxDispatcher {
+  private readonly byName: Map<string, EventSubscriber>;
+  private registration: Promise<void> | undefined;
+
   constructor(
-    private readonly db: Db,
-    private readonly subscribers: readonly EventSubscriber[],
+    private readonly store: Store,
+    readonly subscribers: readonly EventSubscriber[],
     readonly policy: OutboxPolicy,
     private readonly logger: Logger,
-  ) {}
-
-  /** Hands one event to every subscriber of its topic; throws if any of them failed. */
-  async deliver(event: DeliveredEvent): Promise<void> {
-    const failures: string[] = [];
-    for (const subscriber of this.subscribers) {
-      if (subscriber.topics && !subscriber.topics.includes(event.topic)) continue;
-      try {
-        await subscriber.deliver(event);
-      } catch (error) {
-        failures.push(`${subscriber.name}: ${errorMessage(error)}`);
-      }
-    }
-    if (failures.length) throw new DeliveryError(failures);
+  ) {
+    checkSubscribers(subscribers);
+    this.byName = new Map(subscribers.map((subscriber) => [subscriber.name, subscriber]));
   }
 
-  /** Delivers events this process has just committed. Never throws: failures stay for the relay. */
-  dispatchCommitted(rows: readonly OutboxRow[]): Promise<DispatchReport> {
-    return this.deliverAll(rows, true);
+  /** This process's subscribers deliver inline after commit: how writes should hold their deliveries. */
+  get inline(): Inline {
+    return { subscribers: [...this.byName.keys()], leaseMs: this.policy.inlineLeaseMs };
   }
 
-  /** Delivers events the relay has claimed (their attempt already counted). Never throws. */
-  dispatchClaimed(rows: readonly OutboxRow[]): Promise<DispatchReport> {
-    return this.deliverAll(rows, false);
+  /**
+   * Registers this process's subscribers (once; again after a failure), so that every event
+   * written from then on — by any process — gets a delivery row for each of them.
+   */
+  ready(): Promise<void> {
+    this.registration ??= this.store
+      .registerSubscribers(this.subscribers.map(({ name, topics }) => ({ name, topics })))
+      .catch((error: unknown) => {
+        this.registration = undefined;
+        throw error;
+      });
+    return this.registration;
   }
 
-  private async deliverAll(rows: readonly OutboxRow[], countAttempt: boolean): Promise<DispatchReport> {
+  /**
+   * Delivers events this process has just committed to its own subscribers that got a delivery row
+   * for them. Never throws: a failure is recorded on that subscriber's row for the relay.
+   */
+  async dispatchCommitted(events: readonly WrittenEvent[]): Promise<DispatchReport> {
     const report: DispatchReport = { delivered: [], failed: [] };
-    for (const row of rows) {
-      const attempt = countAttempt ? row.attempts + 1 : row.attempts;
-      try {
-        await this.deliver(toDeliveredEvent(row, attempt));
-        report.delivered.push(row.id);
-      } catch (error) {
-        const dead = attempt >= this.policy.maxAttempts;
-        const message = errorMessage(error);
-        report.failed.push({ eventId: row.id, topic: row.topic, error: message, dead });
-        this.logger.warn(
-          dead ? "outbox event is dead after its last attempt" : "outbox delivery failed; will retry",
-          {
-            eventId: row.id,
-            topic: row.topic,
-            attempt,
-            error: message,
-          },
-        );
-        const retryDelayMs = dead ? null : backoffDelayMs(attempt, this.policy.backoff);
-        await markEventFailed(this.db, row.id, message, retryDelayMs, countAttempt).catch((markError) =>
-          this.logger.error("could not record a failed delivery; the relay will retry it", {
-            eventId: row.id,
-            error: errorMessage(markError),
-          }),
-        );
+    const delivered: DeliveryRef[] = [];
+    for (const event of events) {
+      for (const name of event.deliverTo) {
+        const ref = { eventId: event.id, subscriber: name, claimedAttempts: 0 };
+        if (await this.attempt(event, ref, 1, report)) delivered.push(ref);
       }
     }
-    // Delivered but not marked (the database went away) only means one more delivery later.
-    await markEventsDispatched(this.db, report.delivered, countAttempt).catch((error) =>
+    await this.recordDelivered(delivered);
+    return report;
+  }
+
+  /**
+   * Delivers deliveries a relay claimed for one subscriber, in order, recording each outcome as it
+   * goes. Never throws.
+   */
+  async deliverClaimed(
+    claimed: readonly ClaimedDelivery[],
+    onSettled?: (ref: DeliveryRef) => void,
+  ): Promise<DispatchReport> {
+    const report: DispatchReport = { delivered: [], failed: [] };
+    for (const delivery of claimed) {
+      const ref = {
+        eventId: delivery.event.id,
+        subscriber: delivery.subscriber,
+        claimedAttempts: delivery.attempts,
+      };
+      if (await this.attempt(delivery.event, ref, delivery.attempts, report))
+        await this.recordDelivered([ref]);
+      onSettled?.(ref);
+    }
+    return report;
+  }
+
+  /** One delivery attempt; a failure is recorded at once. True when the subscriber took the event. */
+  private async attempt(
+    event: OutboxEvent,
+    ref: DeliveryRef,
+    attempt: number,
+    report: DispatchReport,
+  ): Promise<boolean> {
+    const subscriber = this.byName.get(ref.subscriber);
+    try {
+      if (!subscriber) throw new Error(`no subscriber named "${ref.subscriber}" in this process`);
+      await withDeadline(
+        () => subscriber.deliver(toDeliveredEvent(event, attempt)),
+        this.policy.deliveryTimeoutMs,
+      );
+      report.delivered.push({ eventId: event.id, subscriber: ref.subscriber });
+      return true;
+    } catch (error) {
+      const failure = new DeliveryError(ref.subscriber, error);
+      const dead = attempt >= this.policy.maxAttempts;
+      report.failed.push({
+        eventId: event.id,
+        topic: event.topic,
+        subscriber: ref.subscriber,
+        error: failure.message,
+        dead,
+      });
+      this.logger.warn(dead ? "delivery is dead after its last attempt" : "delivery failed; will retry", {
+        eventId: event.id,
+        topic: event.topic,
+        subscriber: ref.subscriber,
+        attempt,
+        error: errorMessage(error),
+      });
+      const retryDelayMs = dead ? null : backoffDelayMs(attempt, this.policy.backoff);
+      await this.store.markFailed(ref, errorMessage(error), retryDelayMs).catch((markError: unknown) =>
+        this.logger.error("could not record a failed delivery; the relay will retry it", {
+          eventId: event.id,
+          subscriber: ref.subscriber,
+          error: errorMessage(markError),
+        }),
+      );
+      return false;
+    }
+  }
+
+  private async recordDelivered(refs: readonly DeliveryRef[]): Promise<void> {
+    // Delivered but not recorded (the database went away) only means one more delivery later.
+    await this.store.markDelivered(refs).catch((error: unknown) =>
       this.logger.error("could not record delivered events; they will be delivered again", {
-        eventIds: report.delivered,
+        deliveries: refs.map((ref) => `${ref.eventId}:${ref.subscriber}`),
         error: errorMessage(error),
       }),
     );
-    return report;
   }
 }

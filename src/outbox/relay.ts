@@ -1,17 +1,25 @@
-// Delivers what inline dispatch left behind (a crash after commit, a failed subscriber): polls
-// due events with FOR UPDATE SKIP LOCKED, so any number of relays can run on any number of nodes.
+// Delivers what inline dispatch left behind (a crash after commit, a failed subscriber, an event
+// written by a process without this subscriber). One loop per subscriber of this process, so a
+// slow subscriber never holds up the others; each claims its due deliveries with FOR UPDATE SKIP
+// LOCKED, so any number of relays can run on any number of nodes, and extends its claims while it
+// works through them, so a live relay's deliveries are never taken by another.
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
-import { claimDueEvents, type Db } from "../store/repository";
-import type { OutboxDispatcher } from "./dispatcher";
 import { Loop } from "../loop";
+import type { DeliveryRef } from "../store/statements/outbox";
+import type { Store } from "../store/store";
+import type { OutboxDispatcher } from "./dispatcher";
 
 export interface RelayOptions {
-  /** Events claimed per pass. Default 100. */
+  /** Deliveries claimed per pass, per subscriber. Default 100. */
   batchSize: number;
   /** Pause between passes that found less than a full batch. Default 1,000 ms. */
   pollIntervalMs: number;
-  /** How long a claimed event stays with this relay before another may take it. Default 60 s. */
+  /**
+   * How long a claim stays with this relay without being extended; it is extended every third of
+   * that while the relay works, so this is how soon another relay takes over from one that died.
+   * Default 60 s.
+   */
   leaseMs: number;
 }
 
@@ -24,46 +32,83 @@ export interface RelayPass {
 }
 
 export class OutboxRelay {
-  private readonly loop: Loop;
+  private readonly loops: Loop[];
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly dispatcher: OutboxDispatcher,
     private readonly options: RelayOptions,
     private readonly logger: Logger,
   ) {
-    this.loop = new Loop(async () => {
-      try {
-        const pass = await this.runOnce();
-        return pass.claimed === this.options.batchSize ? 0 : this.options.pollIntervalMs;
-      } catch (error) {
-        this.logger.error("outbox relay pass failed", { error: errorMessage(error) });
-        return this.options.pollIntervalMs;
-      }
-    });
+    this.loops = dispatcher.subscribers.map(
+      ({ name }) =>
+        new Loop(async () => {
+          try {
+            const pass = await this.passFor(name);
+            return pass.claimed === this.options.batchSize ? 0 : this.options.pollIntervalMs;
+          } catch (error) {
+            this.logger.error("outbox relay pass failed", { subscriber: name, error: errorMessage(error) });
+            return this.options.pollIntervalMs;
+          }
+        }),
+    );
   }
 
-  /** One pass: claims due events and delivers them. */
+  /** One pass for every subscriber of this process, side by side. */
   async runOnce(): Promise<RelayPass> {
-    const rows = await claimDueEvents(this.db, this.options.batchSize, this.options.leaseMs);
-    if (rows.length === 0) return { claimed: 0, delivered: 0, failed: 0 };
-    const report = await this.dispatcher.dispatchClaimed(rows);
-    return { claimed: rows.length, delivered: report.delivered.length, failed: report.failed.length };
+    const passes = await Promise.all(this.dispatcher.subscribers.map(({ name }) => this.passFor(name)));
+    return passes.reduce(
+      (total, pass) => ({
+        claimed: total.claimed + pass.claimed,
+        delivered: total.delivered + pass.delivered,
+        failed: total.failed + pass.failed,
+      }),
+      { claimed: 0, delivered: 0, failed: 0 },
+    );
+  }
+
+  private async passFor(subscriber: string): Promise<RelayPass> {
+    await this.dispatcher.ready();
+    const claimed = await this.store.claimDeliveries(
+      subscriber,
+      this.options.batchSize,
+      this.options.leaseMs,
+    );
+    if (claimed.length === 0) return { claimed: 0, delivered: 0, failed: 0 };
+    const unsettled = new Map<string, DeliveryRef>(
+      claimed.map((d) => [d.event.id, { eventId: d.event.id, subscriber, claimedAttempts: d.attempts }]),
+    );
+    const extender = setInterval(
+      () => {
+        void this.store
+          .extendDeliveries([...unsettled.values()], this.options.leaseMs)
+          .catch((error: unknown) =>
+            this.logger.warn("could not extend delivery claims", { subscriber, error: errorMessage(error) }),
+          );
+      },
+      Math.max(20, Math.floor(this.options.leaseMs / 3)),
+    );
+    try {
+      const report = await this.dispatcher.deliverClaimed(claimed, (ref) => unsettled.delete(ref.eventId));
+      return { claimed: claimed.length, delivered: report.delivered.length, failed: report.failed.length };
+    } finally {
+      clearInterval(extender);
+    }
   }
 
   /** Runs passes in the background until {@link stop}. */
   start(): this {
-    this.loop.start();
+    for (const loop of this.loops) loop.start();
     return this;
   }
 
-  /** Runs the next pass now rather than after the poll interval. */
+  /** Runs the next passes now rather than after the poll interval. */
   wake(): void {
-    this.loop.wake();
+    for (const loop of this.loops) loop.wake();
   }
 
-  /** Stops after the pass in progress, if any. */
-  stop(): Promise<void> {
-    return this.loop.stop();
+  /** Stops after the passes in progress, if any. */
+  async stop(): Promise<void> {
+    await Promise.all(this.loops.map((loop) => loop.stop()));
   }
 }

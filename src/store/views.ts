@@ -1,5 +1,4 @@
-// What the service returns: plain objects shaped for callers, not Prisma rows.
-import type { Operation, OperationBatch } from "../generated/prisma/client";
+// What the service returns: plain objects shaped for callers, built from the rows the statements read.
 import type { BatchStatus, FailurePolicy, OperationStatus } from "../domain/status";
 
 /** How many children are in each state. */
@@ -10,12 +9,6 @@ export interface BatchCounts {
   completed: number;
   failed: number;
   cancelled: number;
-}
-
-/** Children not yet terminal, by state (counted, since the batch row keeps only terminal counters). */
-export interface StatusCounts {
-  pending: number;
-  processing: number;
 }
 
 export interface BatchProgress {
@@ -38,6 +31,8 @@ export interface BatchView {
   error: unknown;
   counts: BatchCounts;
   progress: BatchProgress;
+  /** 1, then one more each time a retry re-opened the finished batch. */
+  episode: number;
   createdAt: Date;
   updatedAt: Date;
   startedAt: Date | null;
@@ -57,10 +52,11 @@ export interface OperationView {
   attempts: number;
   maxAttempts: number;
   runAt: Date;
+  /** The worker holding its lease while it runs. */
   lockedBy: string | null;
   lockedUntil: Date | null;
   idempotencyKey: string | null;
-  /** When a cancel was asked for while it ran (it ends cancelled when its handler returns). */
+  /** When a cancel was asked for while it ran (it ends cancelled unless its handler completes). */
   cancelRequestedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -68,10 +64,29 @@ export interface OperationView {
   finishedAt: Date | null;
 }
 
-export function toBatchView(
-  row: OperationBatch,
-  active: StatusCounts = { pending: 0, processing: 0 },
-): BatchView {
+/** A batch row as the reads return it (camelCase columns), with its running children counted. */
+export interface BatchRow {
+  id: string;
+  tenantId: string;
+  type: string;
+  status: BatchStatus;
+  failurePolicy: FailurePolicy;
+  childCount: number;
+  completedCount: number;
+  failedCount: number;
+  cancelledCount: number;
+  episode: number;
+  metadata: unknown;
+  idempotencyKey: string | null;
+  error: unknown;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  processing: number;
+}
+
+export function toBatchView(row: BatchRow): BatchView {
   const done = row.completedCount + row.failedCount + row.cancelledCount;
   return {
     id: row.id,
@@ -84,13 +99,14 @@ export function toBatchView(
     error: row.error,
     counts: {
       total: row.childCount,
-      pending: active.pending,
-      processing: active.processing,
+      pending: row.childCount - done - row.processing,
+      processing: row.processing,
       completed: row.completedCount,
       failed: row.failedCount,
       cancelled: row.cancelledCount,
     },
-    progress: { done, total: row.childCount, ratio: row.childCount === 0 ? 0 : done / row.childCount },
+    progress: { done, total: row.childCount, ratio: done / row.childCount },
+    episode: row.episode,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
     startedAt: row.startedAt,
@@ -98,74 +114,53 @@ export function toBatchView(
   };
 }
 
-export function toOperationView(row: Operation): OperationView {
-  return {
-    id: row.id,
-    tenantId: row.tenantId,
-    batchId: row.batchId,
-    type: row.type,
-    status: row.status,
-    payload: row.payload,
-    result: row.result,
-    error: row.error,
-    attempts: row.attempts,
-    maxAttempts: row.maxAttempts,
-    runAt: row.runAt,
-    lockedBy: row.lockedBy,
-    lockedUntil: row.lockedUntil,
-    idempotencyKey: row.idempotencyKey,
-    cancelRequestedAt: row.cancelRequestedAt,
-    createdAt: row.createdAt,
-    updatedAt: row.updatedAt,
-    startedAt: row.startedAt,
-    finishedAt: row.finishedAt,
-  };
-}
-
-// Rows returned by row_to_json (snake_case columns, timestamps as strings) in the model's shape.
+// Rows an insert returns through row_to_json: snake_case columns, timestamps as strings.
 const date = (value: unknown) => (value == null ? null : new Date(value as string));
 
-export function batchFromJson(row: Record<string, unknown>): OperationBatch {
-  return {
+/** A batch just inserted (so none of its children runs yet). */
+export function insertedBatchView(row: Record<string, unknown>): BatchView {
+  return toBatchView({
     id: row.id as string,
     tenantId: row.tenant_id as string,
     type: row.type as string,
-    status: row.status as OperationBatch["status"],
-    failurePolicy: row.failure_policy as OperationBatch["failurePolicy"],
+    status: row.status as BatchStatus,
+    failurePolicy: row.failure_policy as FailurePolicy,
     childCount: row.child_count as number,
     completedCount: row.completed_count as number,
     failedCount: row.failed_count as number,
     cancelledCount: row.cancelled_count as number,
-    metadata: row.metadata as OperationBatch["metadata"],
+    episode: row.episode as number,
+    metadata: row.metadata,
     idempotencyKey: row.idempotency_key as string | null,
-    error: row.error as OperationBatch["error"],
+    error: row.error,
     createdAt: date(row.created_at)!,
     updatedAt: date(row.updated_at)!,
     startedAt: date(row.started_at),
     finishedAt: date(row.finished_at),
-  };
+    processing: 0,
+  });
 }
 
-export function operationFromJson(row: Record<string, unknown>): Operation {
+export function insertedOperationView(row: Record<string, unknown>): OperationView {
   return {
     id: row.id as string,
     tenantId: row.tenant_id as string,
     batchId: row.batch_id as string | null,
     type: row.type as string,
-    status: row.status as Operation["status"],
-    payload: row.payload as Operation["payload"],
-    result: row.result as Operation["result"],
-    error: row.error as Operation["error"],
+    status: row.status as OperationStatus,
+    payload: row.payload,
+    result: row.result,
+    error: row.error,
     attempts: row.attempts as number,
     maxAttempts: row.max_attempts as number,
     runAt: date(row.run_at)!,
     lockedBy: row.locked_by as string | null,
     lockedUntil: date(row.locked_until),
+    idempotencyKey: row.idempotency_key as string | null,
+    cancelRequestedAt: date(row.cancel_requested_at),
     createdAt: date(row.created_at)!,
     updatedAt: date(row.updated_at)!,
     startedAt: date(row.started_at),
     finishedAt: date(row.finished_at),
-    idempotencyKey: row.idempotency_key as string | null,
-    cancelRequestedAt: date(row.cancel_requested_at),
   };
 }

@@ -1,9 +1,9 @@
 // The batch status the SQL computes from its counters is the rule of domain/status.ts, for every
 // sequence of child outcomes of small batches; transitions are fenced by the lease.
 import { batchOutcome, createOperations, silentLogger } from "../../src";
-import { claimDue, finishOperations, requestCancel, type Db } from "../../src/store/repository";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, types } from "../support/fixtures";
+import { finish, NO_INLINE, staleToken, storeOf } from "../support/store";
 
 let db: TestDatabase;
 
@@ -22,10 +22,7 @@ function sequences(length: number): Outcome[][] {
   );
 }
 
-const completeOperation = (db: Db, id: string, workerId: string, result: unknown, delay: number) =>
-  finishOperations(db, [{ id, finish: { to: "completed", result } }], workerId, delay);
-const failOperation = (db: Db, id: string, workerId: string, error: unknown, delay: number) =>
-  finishOperations(db, [{ id, finish: { to: "failed", error } }], workerId, delay);
+const claimDue = (limit: number, workerId: string) => storeOf(db.prisma).claimDue(limit, workerId, 60_000);
 
 async function batchRow(id: string) {
   const { rows } = await db.pool.query(
@@ -47,19 +44,25 @@ describe("aggregation", () => {
       type: "email.send",
       items: outcomes.map((_, i) => ({ to: `u${i}@example.com`, subject: "s" })),
     });
-    const claimed = await claimDue(db.prisma, 10, "worker", 60_000);
+    const claimed = await claimDue(10, "worker");
     expect(claimed).toHaveLength(outcomes.length);
     expect((await batchRow(batch.id)).status).toBe("processing");
 
     const batchEvents: string[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const row = claimed[i]!;
-      // A cancel asked for while it runs wins over whatever the handler returns.
-      if (outcome === "cancelled") await requestCancel(db.prisma, { operationId: row.id, tenantId: "t" });
-      const transition =
+      // A cancel asked for while it runs: the handler stops and hands the row back, which ends it cancelled.
+      if (outcome === "cancelled")
+        await storeOf(db.prisma).cancelTarget({ operationId: row.id, tenantId: "t" }, NO_INLINE);
+      const transition = await finish(
+        db.prisma,
+        row,
         outcome === "failed"
-          ? await failOperation(db.prisma, row.id, "worker", { message: "no" }, 0)
-          : await completeOperation(db.prisma, row.id, "worker", { ok: true }, 0);
+          ? { to: "failed", error: { message: "no" } }
+          : outcome === "cancelled"
+            ? { to: "pending", delayMs: 0, refundAttempt: true }
+            : { to: "completed", result: { ok: true } },
+      );
       expect(transition.rows).toEqual([{ id: row.id, status: outcome }]);
       expect(transition.changed).toBe(1);
       batchEvents.push(...transition.events.filter((e) => e.topic.startsWith("batch.")).map((e) => e.topic));
@@ -103,8 +106,8 @@ describe("aggregation", () => {
       type: "email.send",
       items: [{ to: "a@b.co", subject: "s" }],
     });
-    const [row] = await claimDue(db.prisma, 1, "worker", 60_000);
-    const transition = await completeOperation(db.prisma, row!.id, "worker", null, 0);
+    const [row] = await claimDue(1, "worker");
+    const transition = await finish(db.prisma, row!, { to: "completed", result: null });
     expect(transition.events.map((event) => event.topic)).toEqual(["operation.completed", "batch.completed"]);
     const { rows } = await db.pool.query(
       `SELECT xmin::text FROM operations WHERE id = $1
@@ -116,23 +119,22 @@ describe("aggregation", () => {
     expect(new Set(rows.map((r) => r.xmin)).size).toBe(1);
   });
 
-  it("records many outcomes in one statement (group commit), applying only those whose lease is held", async () => {
+  it("records many outcomes in one statement (group commit), applying only those of the claims held", async () => {
     const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
     const items = Array.from({ length: 5 }, (_, i) => ({ to: `u${i}@example.com`, subject: "s" }));
     const { batch } = await ops.submitBatch({ tenantId: "t", type: "email.send", items });
-    const mine = await claimDue(db.prisma, 4, "worker-a", 60_000);
-    const [theirs] = await claimDue(db.prisma, 1, "worker-b", 60_000);
-    const transition = await finishOperations(
-      db.prisma,
+    const mine = await claimDue(4, "worker-a");
+    const [theirs] = await claimDue(1, "worker-b");
+    const ours = (i: number) => ({ id: mine[i]!.id, lockToken: mine[i]!.lockToken });
+    const transition = await storeOf(db.prisma).finishOperations(
       [
-        { id: mine[0]!.id, finish: { to: "completed", result: { n: 0 } } },
-        { id: mine[1]!.id, finish: { to: "completed", result: { n: 1 } } },
-        { id: mine[2]!.id, finish: { to: "failed", error: { message: "no" } } },
-        { id: mine[3]!.id, finish: { to: "pending", delayMs: 0, refundAttempt: true } },
-        { id: theirs!.id, finish: { to: "completed", result: "stolen" } },
+        { ...ours(0), finish: { to: "completed", result: { n: 0 } } },
+        { ...ours(1), finish: { to: "completed", result: { n: 1 } } },
+        { ...ours(2), finish: { to: "failed", error: { message: "no" } } },
+        { ...ours(3), finish: { to: "pending", delayMs: 0, refundAttempt: true } },
+        { id: theirs!.id, lockToken: staleToken(), finish: { to: "completed", result: "stolen" } },
       ],
-      "worker-a",
-      0,
+      NO_INLINE,
     );
     expect(new Map(transition.rows.map((row) => [row.id, row.status]))).toEqual(
       new Map([
@@ -156,17 +158,18 @@ describe("aggregation", () => {
     expect((await ops.getOperation("t", theirs!.id)).status).toBe("processing");
   });
 
-  it("refuses a transition from a worker that does not hold the lease, changing nothing", async () => {
+  it("refuses a transition for a claim the row no longer has, changing nothing", async () => {
     const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
     const { batch } = await ops.submitBatch({
       tenantId: "t",
       type: "email.send",
       items: [{ to: "a@b.co", subject: "s" }],
     });
-    const [row] = await claimDue(db.prisma, 1, "worker-a", 60_000);
-    const late = await completeOperation(db.prisma, row!.id, "worker-b", { stolen: true }, 0);
+    const [row] = await claimDue(1, "worker-a");
+    const stale = { id: row!.id, lockToken: staleToken() };
+    const late = await finish(db.prisma, stale, { to: "completed", result: { stolen: true } });
     expect(late).toEqual({ changed: 0, rows: [], events: [], cancelRequested: 0 });
-    const again = await failOperation(db.prisma, row!.id, "worker-b", { message: "x" }, 0);
+    const again = await finish(db.prisma, stale, { to: "failed", error: { message: "x" } });
     expect(again).toEqual({ changed: 0, rows: [], events: [], cancelRequested: 0 });
     expect((await batchRow(batch.id)).completed_count).toBe(0);
     expect((await ops.getOperation("t", row!.id)).status).toBe("processing");

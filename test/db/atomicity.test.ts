@@ -10,7 +10,7 @@ import {
   type DeliveredEvent,
   type SubmitBoundary,
 } from "../../src";
-import { claimDue, claimOperationsById } from "../../src/store/repository";
+import { storeOf } from "../support/store";
 import { z } from "zod";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { countRows, documents, sleepingBackend, truncateAll, types } from "../support/fixtures";
@@ -176,14 +176,20 @@ describe("regression: a failed dispatch after commit hides nothing and loses not
       failures: [{ topic: "batch.submitted", error: "flaky-broker: broker unreachable", dead: false }],
     });
     expect((await ops.getBatch("t", result.batch.id)).counts.pending).toBe(12);
-    const { rows: events } = await db.pool.query(
-      `SELECT dispatched_at, attempts, last_error, available_at > now() AS backing_off FROM operation_outbox`,
+    const { rows: deliveries } = await db.pool.query(
+      `SELECT subscriber, delivered_at, attempts, last_error, available_at > now() AS backing_off FROM operation_deliveries`,
     );
-    expect(events).toEqual([
-      { dispatched_at: null, attempts: 1, last_error: "flaky-broker: broker unreachable", backing_off: true },
+    expect(deliveries).toEqual([
+      {
+        subscriber: "flaky-broker",
+        delivered_at: null,
+        attempts: 1,
+        last_error: "broker unreachable",
+        backing_off: true,
+      },
     ]);
 
-    const claimed = await claimDue(db.prisma, 100, "worker-1", 30_000);
+    const claimed = await storeOf(db.prisma).claimDue(100, "worker-1", 30_000);
     expect(claimed.map((row) => row.id)).toEqual(result.operationIds);
     expect(claimed.every((row) => Array.isArray((row.payload as { documents: unknown[] }).documents))).toBe(
       true,
@@ -191,7 +197,7 @@ describe("regression: a failed dispatch after commit hides nothing and loses not
 
     // The backoff elapses (backdated rather than waited for); the relay delivers, with the same event id.
     failing = false;
-    await db.pool.query(`UPDATE operation_outbox SET available_at = now() - interval '1 second'`);
+    await db.pool.query(`UPDATE operation_deliveries SET available_at = now() - interval '1 second'`);
     expect(await ops.createRelay().runOnce()).toEqual({ claimed: 1, delivered: 1, failed: 0 });
     expect(delivered).toHaveLength(1);
     expect(delivered[0]).toMatchObject({
@@ -200,7 +206,7 @@ describe("regression: a failed dispatch after commit hides nothing and loses not
       attempt: 2,
     });
     const { rows: after } = await db.pool.query(
-      `SELECT dispatched_at IS NOT NULL AS done, attempts FROM operation_outbox`,
+      `SELECT delivered_at IS NOT NULL AS done, attempts FROM operation_deliveries`,
     );
     expect(after).toEqual([{ done: true, attempts: 2 }]);
   });
@@ -342,7 +348,7 @@ describe("regression: the parent is never returned by the claim query", () => {
     const failed = await submit();
     const cancelled = await submit();
     await db.pool.query(
-      `UPDATE operations SET status = 'processing', locked_by = 'w', locked_until = now() + interval '1 hour' WHERE id = $1`,
+      `UPDATE operations SET status = 'processing', locked_by = 'w', lock_token = gen_random_uuid(), locked_until = now() + interval '1 hour' WHERE id = $1`,
       [processing.operationIds[0]],
     );
     await db.pool.query(`UPDATE operation_batches SET status = 'processing' WHERE id = $1`, [
@@ -370,12 +376,12 @@ describe("regression: the parent is never returned by the claim query", () => {
     const batchIds = [pending, processing, completed, failed, cancelled].map((result) => result.batch.id);
     const claimed: string[] = [];
     for (;;) {
-      const rows = await claimDue(db.prisma, 2, "w2", 60_000);
+      const rows = await storeOf(db.prisma).claimDue(2, "w2", 60_000);
       if (rows.length === 0) break;
       claimed.push(...rows.map((row) => row.id));
     }
     expect(claimed.sort()).toEqual([...pending.operationIds, ...processing.operationIds.slice(1)].sort());
     expect(claimed.filter((id) => batchIds.includes(id))).toEqual([]);
-    expect(await claimOperationsById(db.prisma, batchIds, "w3", 60_000)).toEqual([]);
+    expect(await storeOf(db.prisma).claimById(batchIds, "w3", 60_000)).toEqual([]);
   });
 });

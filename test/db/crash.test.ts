@@ -73,8 +73,9 @@ describe("many workers at once", () => {
     await waitFor(
       "every event to be delivered",
       async () =>
-        (await scalar<number>(`SELECT count(*)::int FROM operation_outbox WHERE dispatched_at IS NULL`)) ===
-        0,
+        (await scalar<number>(
+          `SELECT count(*)::int FROM operation_deliveries WHERE delivered_at IS NULL`,
+        )) === 0,
       30_000,
       100,
     );

@@ -159,6 +159,7 @@ const enumDbName = (name: string) => {
 
 /** The PostgreSQL type (format_type) Prisma's engine creates for a field. */
 function expectedType(field: DmmfField): string {
+  if (field.isList) return `${expectedType({ ...field, isList: false })}[]`;
   if (field.kind === "enum") return enumDbName(field.type);
   const native = field.nativeType;
   if (native?.[0] === "Uuid") return "uuid";
@@ -216,7 +217,8 @@ describe("no drift between the Prisma schema and the migrated database", () => {
         expect({ field: field.name, type: actual.type, notNull: actual.not_null }).toEqual({
           field: field.name,
           type: expectedType(field),
-          notNull: field.isRequired,
+          // Prisma creates a scalar list (String[]) as a nullable array column.
+          notNull: field.isRequired && !field.isList,
         });
         expect({
           field: field.name,

@@ -1,9 +1,9 @@
 // The relay: many at once never deliver an event twice while deliveries succeed; failures back off
-// and end dead; a relay that dies mid-delivery hands its events back when its lease runs out.
+// and end dead; a relay that dies mid-delivery hands its deliveries back when its lease runs out.
 import { createOperations, silentLogger, type DeliveredEvent, type EventSubscriber } from "../../src";
-import { insertOutboxEvents } from "../../src/store/repository";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { documents, truncateAll, types, waitFor } from "../support/fixtures";
+import { NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
 
@@ -17,29 +17,28 @@ function service(subscriber: EventSubscriber, outbox = {}, prisma = db.prisma) {
   return createOperations({ prisma, types, logger: silentLogger, subscribers: [subscriber], outbox });
 }
 
+/** Events written by a process without subscribers: every delivery is left to the relays. */
 async function writeEvents(count: number): Promise<string[]> {
-  const rows = await insertOutboxEvents(
-    db.prisma,
+  const rows = await storeOf(db.prisma).insertEvents(
     Array.from({ length: count }, (_, i) => ({
       tenantId: "t",
       topic: "test.event",
       aggregateId: "00000000-0000-7000-8000-000000000000",
       payload: { n: i },
     })),
-    0,
+    NO_INLINE,
   );
   return rows.map((row) => row.id);
 }
 
 const backdate = () =>
-  db.pool.query(`UPDATE operation_outbox SET available_at = now() - interval '1 second'`);
+  db.pool.query(`UPDATE operation_deliveries SET available_at = now() - interval '1 second'`);
 
 describe("the outbox relay", () => {
   it("8 relays on separate connections deliver 600 events exactly once each", async () => {
-    const ids = await writeEvents(600);
     const delivered: string[] = [];
     const prismas = Array.from({ length: 8 }, () => db.newPrisma({ max: 2 }));
-    const relays = prismas.map((prisma) =>
+    const services = prismas.map((prisma) =>
       service(
         {
           name: "recorder",
@@ -50,8 +49,11 @@ describe("the outbox relay", () => {
         },
         {},
         prisma,
-      ).createRelay({ batchSize: 25 }),
+      ),
     );
+    await services[0]!.ready(); // the subscriber exists before the events are written
+    const ids = await writeEvents(600);
+    const relays = services.map((ops) => ops.createRelay({ batchSize: 25 }));
     const passes = await Promise.all(
       relays.map(async (relay) => {
         let claimed = 0;
@@ -66,16 +68,16 @@ describe("the outbox relay", () => {
     expect(new Set(delivered)).toEqual(new Set(ids));
     expect(passes.filter((claimed) => claimed > 0).length).toBeGreaterThan(1); // they really shared the work
     const { rows } = await db.pool.query(
-      `SELECT count(*) FILTER (WHERE dispatched_at IS NULL)::int AS undelivered, max(attempts)::int AS attempts FROM operation_outbox`,
+      `SELECT count(*) FILTER (WHERE delivered_at IS NULL)::int AS undelivered, max(attempts)::int AS attempts
+       FROM operation_deliveries WHERE subscriber = 'recorder'`,
     );
     expect(rows[0]).toEqual({ undelivered: 0, attempts: 1 });
     await Promise.all(prismas.map((prisma) => prisma.$disconnect()));
   });
 
-  it("backs off after each failure and marks the event dead after maxAttempts", async () => {
-    const [id] = await writeEvents(1);
+  it("backs off after each failure and marks the delivery dead after maxAttempts", async () => {
     const attempts: number[] = [];
-    const relay = service(
+    const ops = service(
       {
         name: "always-down",
         deliver: (event) => {
@@ -84,13 +86,16 @@ describe("the outbox relay", () => {
         },
       },
       { maxAttempts: 3, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } },
-    ).createRelay();
+    );
+    await ops.ready();
+    const [id] = await writeEvents(1);
+    const relay = ops.createRelay();
 
     expect(await relay.runOnce()).toEqual({ claimed: 1, delivered: 0, failed: 1 });
     const { rows: waiting } = await db.pool.query(
-      `SELECT round(extract(epoch FROM available_at - now()))::int AS wait_s, last_error, dead_at FROM operation_outbox`,
+      `SELECT round(extract(epoch FROM available_at - now()))::int AS wait_s, last_error, dead_at FROM operation_deliveries`,
     );
-    expect(waiting[0]).toEqual({ wait_s: 60, last_error: "always-down: endpoint down", dead_at: null });
+    expect(waiting[0]).toEqual({ wait_s: 60, last_error: "endpoint down", dead_at: null });
     expect(await relay.runOnce()).toEqual({ claimed: 0, delivered: 0, failed: 0 }); // backing off
 
     await backdate();
@@ -99,38 +104,42 @@ describe("the outbox relay", () => {
     await relay.runOnce();
     expect(attempts).toEqual([1, 2, 3]);
     const { rows: dead } = await db.pool.query(
-      `SELECT id::text, attempts, dead_at IS NOT NULL AS dead FROM operation_outbox`,
+      `SELECT event_id::text AS id, attempts, dead_at IS NOT NULL AS dead FROM operation_deliveries`,
     );
     expect(dead).toEqual([{ id, attempts: 3, dead: true }]);
     await backdate();
     expect(await relay.runOnce()).toEqual({ claimed: 0, delivered: 0, failed: 0 });
+    // Redelivery is an API call: a fresh budget of attempts, due at once.
+    expect(await ops.redeliverDead({ subscriber: "always-down" })).toBe(1);
+    expect(await relay.runOnce()).toEqual({ claimed: 1, delivered: 0, failed: 1 });
+    expect(attempts).toEqual([1, 2, 3, 1]);
   });
 
-  it("takes back events whose relay died mid-delivery, once its lease has run out", async () => {
-    await writeEvents(3);
+  it("takes back deliveries whose relay died mid-delivery, once its lease has run out", async () => {
     const delivered: DeliveredEvent[] = [];
-    let hang = true;
-    const stuck = service({
-      name: "hangs",
-      deliver: () => (hang ? new Promise<void>(() => undefined) : undefined),
-    }).createRelay({ leaseMs: 60_000 });
-    void stuck.runOnce(); // claims all three, then never finishes: a relay that died
-    const healthy = service({
-      name: "recorder",
-      deliver: (event) => void delivered.push(event),
-    }).createRelay();
-    await waitFor("the stuck relay to claim all three", async () => {
-      const { rows } = await db.pool.query(
-        `SELECT count(*)::int AS n FROM operation_outbox WHERE attempts = 1`,
-      );
-      return rows[0].n === 3;
-    });
+    const ops = service({ name: "recorder", deliver: (event) => void delivered.push(event) });
+    await ops.ready();
+    await writeEvents(3);
+    // A relay of another process claims all three and dies before delivering (no one extends its claim).
+    expect(await storeOf(db.prisma).claimDeliveries("recorder", 10, 60_000)).toHaveLength(3);
+    const healthy = ops.createRelay();
     expect(await healthy.runOnce()).toEqual({ claimed: 0, delivered: 0, failed: 0 }); // still leased
 
     await backdate(); // the lease runs out
     expect(await healthy.runOnce()).toEqual({ claimed: 3, delivered: 3, failed: 0 });
     expect(delivered.map((event) => event.attempt)).toEqual([2, 2, 2]);
-    hang = false;
+  });
+
+  it("a delivery that never returns times out, is recorded failed, and frees the relay", async () => {
+    const ops = service(
+      { name: "hangs", deliver: () => new Promise<void>(() => undefined) },
+      { deliveryTimeoutMs: 50, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } },
+    );
+    await ops.ready();
+    await writeEvents(2);
+    expect(await ops.createRelay().runOnce()).toEqual({ claimed: 2, delivered: 0, failed: 2 });
+    const { rows } = await db.pool.query(`SELECT DISTINCT last_error FROM operation_deliveries`);
+    expect(rows).toEqual([{ last_error: "delivery timed out after 50 ms" }]);
   });
 
   it("keeps the relay off an event while the committing process delivers it inline", async () => {
@@ -147,7 +156,8 @@ describe("the outbox relay", () => {
     });
     const submitted = ops.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(2) });
     await waitFor("the inline delivery to start", () => inline.length === 1);
-    const relay = service({ name: "relay", deliver: (event) => void relayed.push(event) }).createRelay();
+    // The same subscriber in another process: its relay keeps off while the inline delivery runs.
+    const relay = service({ name: "slow", deliver: (event) => void relayed.push(event) }).createRelay();
     expect(await relay.runOnce()).toEqual({ claimed: 0, delivered: 0, failed: 0 });
     release();
     expect((await submitted).dispatch).toEqual({ status: "delivered" });
@@ -158,9 +168,9 @@ describe("the outbox relay", () => {
 
   it("delivers in the background once started, and stops cleanly", async () => {
     const delivered: DeliveredEvent[] = [];
-    const relay = service({ name: "recorder", deliver: (event) => void delivered.push(event) })
-      .createRelay({ pollIntervalMs: 10 })
-      .start();
+    const ops = service({ name: "recorder", deliver: (event) => void delivered.push(event) });
+    await ops.ready();
+    const relay = ops.createRelay({ pollIntervalMs: 10 }).start();
     await writeEvents(5);
     await waitFor("the background relay to deliver all five", () => delivered.length === 5);
     await relay.stop();

@@ -2,7 +2,7 @@
 // and each kind of corruption is caught by the check meant for it.
 import { Client } from "pg";
 import { createOperations, silentLogger } from "../../src";
-import { claimDue, finishOperations } from "../../src/store/repository";
+import { storeOf } from "../support/store";
 import { checkInvariants, type Known } from "../../soak/invariants";
 import { SOAK_TABLES, soakTypes } from "../../soak/shared";
 import { createTestDatabase, type TestDatabase } from "../support/db";
@@ -20,7 +20,8 @@ const task = (n: number) => ({ n, mode: "ok" as const, ms: 0 });
 /** A small settled history: two batches run to completion, one cancelled, every event delivered. */
 async function settledHistory(): Promise<Known> {
   await db.pool.query(
-    `TRUNCATE operation_outbox, operations, operation_batches, soak_runs, soak_deliveries RESTART IDENTITY`,
+    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches, soak_runs,
+       soak_deliveries RESTART IDENTITY`,
   );
   const record = { query: (text: string, values: unknown[]) => db.pool.query(text, values) };
   const ops = createOperations({
@@ -32,7 +33,7 @@ async function settledHistory(): Promise<Known> {
         name: "recorder",
         deliver: async (event) => {
           await record.query(
-            `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node) VALUES ($1, $2, $3, 't')`,
+            `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node, subscriber) VALUES ($1, $2, $3, 't', 'recorder')`,
             [event.id, event.topic, event.aggregateId],
           );
         },
@@ -43,17 +44,19 @@ async function settledHistory(): Promise<Known> {
   await ops.submitBatch({ tenantId: "t", type: "soak.task", items: [task(2)] });
   const cancelled = await ops.submitBatch({ tenantId: "t", type: "soak.task", items: [task(3)] });
   await ops.cancelBatch("t", cancelled.batch.id);
-  const claimed = await claimDue(db.prisma, 10, "w", 60_000);
+  const claimed = await storeOf(db.prisma).claimDue(10, "w", 60_000);
   for (const row of claimed) {
     await db.pool.query(`INSERT INTO soak_runs (operation_id, node, attempt) VALUES ($1, 'w', 1)`, [row.id]);
   }
-  const transition = await finishOperations(
-    db.prisma,
-    claimed.map((row) => ({ id: row.id, finish: { to: "completed" as const, result: null } })),
-    "w",
-    60_000,
+  const transition = await storeOf(db.prisma).finishOperations(
+    claimed.map((row) => ({
+      id: row.id,
+      lockToken: row.lockToken,
+      finish: { to: "completed" as const, result: null },
+    })),
+    ops.dispatcher.inline,
   );
-  await ops.dispatch(transition.events);
+  await ops.dispatcher.dispatchCommitted(transition.events);
   return { settled: true, keyed: new Map([["k", new Set(["t/whatever"])]]), rolledBack: [] };
 }
 
@@ -68,15 +71,40 @@ describe("the soak's invariant checks", () => {
 
   it.each([
     [
-      "an event nobody received",
+      "an event its subscriber never received",
       `DELETE FROM soak_deliveries WHERE event_id = (SELECT max(event_id) FROM soak_deliveries)`,
-      /event never delivered/,
+      /delivery recorded as done that its subscriber never received/,
+    ],
+    [
+      "a delivery still owed",
+      `UPDATE operation_deliveries SET delivered_at = NULL WHERE event_id = (SELECT min(event_id) FROM operation_deliveries)`,
+      /delivery never completed/,
+    ],
+    [
+      "an event written without its subscriber's delivery row",
+      `DELETE FROM operation_deliveries WHERE event_id = (SELECT max(event_id) FROM operation_deliveries)`,
+      /without the delivery row of a subscriber that wants it/,
     ],
     [
       "a duplicated batch terminal event",
-      `INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, dispatched_at)
-       SELECT tenant_id, topic, aggregate_id, payload, now() FROM operation_outbox WHERE topic = 'batch.completed' LIMIT 1`,
+      `INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload)
+       SELECT tenant_id, topic, aggregate_id, payload FROM operation_outbox WHERE topic = 'batch.completed' LIMIT 1`,
       /terminal events do not match its episodes/,
+    ],
+    [
+      "counters that differ from the children's real statuses",
+      // Consistent with itself (the CHECK constraints hold), not with its children.
+      `UPDATE operation_batches SET completed_count = completed_count - 1, cancelled_count = cancelled_count + 1,
+         status = 'cancelled'
+       WHERE id = (SELECT id FROM operation_batches WHERE status = 'completed' AND child_count > 1 LIMIT 1)`,
+      /batch whose counters differ from its children/,
+    ],
+    [
+      "a status that is not the outcome of its children",
+      `UPDATE operations SET status = 'failed'
+       WHERE id = (SELECT o.id FROM operations o JOIN operation_batches b ON b.id = o.batch_id
+                   WHERE b.status = 'completed' LIMIT 1)`,
+      /batch whose status is not the outcome of its children/,
     ],
     [
       "a batch that lost a child",
@@ -99,7 +127,7 @@ describe("the soak's invariant checks", () => {
     ],
     [
       "a processing row whose lease expired",
-      `UPDATE operations SET status = 'processing', locked_by = 'ghost', locked_until = now() - interval '1 minute'
+      `UPDATE operations SET status = 'processing', locked_by = 'ghost', lock_token = gen_random_uuid(), locked_until = now() - interval '1 minute'
        WHERE id = (SELECT id FROM operations LIMIT 1)`,
       /processing with an expired lease/,
     ],

@@ -66,9 +66,12 @@ describe("submitBatch", () => {
     });
     expect(result.dispatch).toEqual({ status: "delivered" });
     const { rows: outbox } = await db.pool.query(
-      `SELECT id::text, dispatched_at, attempts FROM operation_outbox`,
+      `SELECT e.id::text, d.subscriber, d.delivered_at, d.attempts
+       FROM operation_outbox e JOIN operation_deliveries d ON d.event_id = e.id`,
     );
-    expect(outbox).toEqual([{ id: delivered[0]!.id, dispatched_at: expect.any(Date), attempts: 1 }]);
+    expect(outbox).toEqual([
+      { id: delivered[0]!.id, subscriber: "recorder", delivered_at: expect.any(Date), attempts: 1 },
+    ]);
   });
 
   it("takes a split rule per submit, overriding the type's", async () => {
@@ -234,7 +237,7 @@ describe("reads", () => {
       items: documents(9),
     });
     await db.pool.query(
-      `UPDATE operations SET status = 'processing', locked_by = 'w', locked_until = now() + interval '1 minute' WHERE id = $1`,
+      `UPDATE operations SET status = 'processing', locked_by = 'w', lock_token = gen_random_uuid(), locked_until = now() + interval '1 minute' WHERE id = $1`,
       [operationIds[0]],
     );
     const read = await ops.getBatch("t", batch.id);
@@ -415,7 +418,7 @@ describe("task backends", () => {
       "batch.completed",
     ]);
     const { rows } = await db.pool.query(
-      `SELECT count(*)::int AS n FROM operation_outbox WHERE dispatched_at IS NULL`,
+      `SELECT count(*)::int AS n FROM operation_deliveries WHERE delivered_at IS NULL`,
     );
     expect(rows[0].n).toBe(0);
   });

@@ -3,7 +3,7 @@
 // module's errors and logs never carry payload contents.
 import { z } from "zod";
 import { createOperations, defineOperationType, NotFoundError, type Logger } from "../../src";
-import { claimDue, finishOperations } from "../../src/store/repository";
+import { finish, storeOf } from "../support/store";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { countRows, truncateAll, waitFor } from "../support/fixtures";
 
@@ -215,15 +215,10 @@ describe("payload contents stay out of errors and logs", () => {
       payload: { title: SECRET, body: SECRET },
     });
     // A late outcome (the lease went elsewhere) and a reaped lease, both logged.
-    const [row] = await claimDue(db.prisma, 1, "first", 60_000);
+    const [row] = await storeOf(db.prisma).claimDue(1, "first", 60_000);
     await db.pool.query(`UPDATE operations SET locked_until = now() - interval '1 second'`);
     await ops.createReaper().runOnce();
-    await finishOperations(
-      db.prisma,
-      [{ id: row!.id, finish: { to: "completed", result: SECRET } }],
-      "first",
-      0,
-    );
+    await finish(db.prisma, row!, { to: "completed", result: SECRET });
     const worker = ops.createWorker({
       handlers: { "note.save": () => Promise.reject(new Error("handler failed")) },
       pollIntervalMs: 20,

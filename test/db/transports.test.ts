@@ -23,7 +23,7 @@ afterAll(() => db.close());
 beforeEach(() => truncateAll(db.pool));
 
 const backdate = () =>
-  db.pool.query(`UPDATE operation_outbox SET available_at = now() - interval '1 second'`);
+  db.pool.query(`UPDATE operation_deliveries SET available_at = now() - interval '1 second'`);
 
 interface Received {
   body: string;
@@ -110,9 +110,9 @@ describe("webhooks", () => {
     await backdate();
     await ops.createRelay().runOnce();
     const { rows } = await db.pool.query(
-      `SELECT attempts, dead_at IS NOT NULL AS dead, last_error FROM operation_outbox`,
+      `SELECT attempts, dead_at IS NOT NULL AS dead, last_error FROM operation_deliveries`,
     );
-    expect(rows).toEqual([{ attempts: 2, dead: true, last_error: `webhook ${hook.url}: answered HTTP 500` }]);
+    expect(rows).toEqual([{ attempts: 2, dead: true, last_error: "answered HTTP 500" }]);
     const signature = hook.received[0]!.signature!;
     const signedAt = Number(/t=(\d+)/.exec(signature)![1]);
     expect(verifyWebhookSignature(hook.received[0]!.body, signature, "k", 300, signedAt + 301)).toBe(false);

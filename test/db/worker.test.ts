@@ -485,7 +485,7 @@ describe("the reaper", () => {
     });
     // Two dead workers' claims, leases already expired (backdated rather than waited for).
     await db.pool.query(
-      `UPDATE operations SET status = 'processing', attempts = 1, locked_by = 'dead-worker', locked_until = now() - interval '1 second'`,
+      `UPDATE operations SET status = 'processing', attempts = 1, locked_by = 'dead-worker', lock_token = gen_random_uuid(), locked_until = now() - interval '1 second'`,
     );
     expect(await ops.createReaper().runOnce()).toEqual({ reaped: 2, reconciled: 0 });
     expect(await operation(a.id)).toMatchObject({ status: "pending", attempts: 1, locked_by: null });
@@ -522,6 +522,7 @@ describe("the reaper", () => {
 describe("queue metrics", () => {
   it("splits depth by type and tenant, and never counts a batch as work", async () => {
     const ops = service([]);
+    await ops.ready();
     await ops.submitBatch({ tenantId: "a", type: "task", items: items(5) });
     await ops.submitOperation({
       tenantId: "a",
@@ -530,7 +531,7 @@ describe("queue metrics", () => {
       runAt: new Date(Date.now() + 3_600_000),
     });
     await ops.submitOperation({ tenantId: "b", type: "slow", payload: { ms: 1 } });
-    // Submitted in a plain $transaction: its event waits for a relay (the outbox backlog).
+    // Submitted in a plain $transaction: its event waits for a relay (the subscriber's backlog).
     await db.prisma.$transaction((tx) =>
       ops.submitOperation(
         { tenantId: "a", type: "task", payload: { n: 10 }, runAt: new Date(Date.now() + 3_600_000) },
@@ -538,7 +539,7 @@ describe("queue metrics", () => {
       ),
     );
     await db.pool.query(
-      `UPDATE operations SET status = 'processing', locked_by = 'w', locked_until = now() + interval '1 minute', run_at = now() - interval '10 seconds'
+      `UPDATE operations SET status = 'processing', locked_by = 'w', lock_token = gen_random_uuid(), locked_until = now() + interval '1 minute', run_at = now() - interval '10 seconds'
        WHERE id = (SELECT id FROM operations WHERE tenant_id = 'a' ORDER BY id LIMIT 1)`,
     );
     await db.pool.query(`UPDATE operations SET run_at = now() - interval '30 seconds' WHERE tenant_id = 'b'`);
@@ -567,11 +568,28 @@ describe("queue metrics", () => {
       scheduled: 2,
       processing: 1,
       batchesInFlight: 1,
-      outboxBacklog: 1,
+      deliveryBacklog: 1,
+      deliveriesDead: 0,
     });
     const text = await ops.metrics();
     expect(text).toContain('prisma_operations_claimable{type="task",tenant="a"} 4');
     expect(text).toContain('prisma_operations_batches_in_flight{type="task",tenant="a"} 1');
-    expect(text).toContain('prisma_operations_outbox_backlog{tenant="a"} 1');
+    expect(text).toContain('prisma_operations_delivery_backlog{subscriber="recorder"} 1');
+  });
+
+  it("reads 0 for registered types, known tenants and subscribers when idle, rather than nothing", async () => {
+    const ops = service([]);
+    const idle = await ops.metrics();
+    expect(idle).toContain('prisma_operations_claimable{type="task",tenant=""} 0');
+    expect(idle).toContain('prisma_operations_claimable{type="slow",tenant=""} 0');
+    const { operation } = await ops.submitOperation({ tenantId: "a", type: "task", payload: { n: 1 } });
+    expect(await ops.metrics()).toContain('prisma_operations_claimable{type="task",tenant="a"} 1');
+    await ops.cancelOperation("a", operation.id);
+    const after = await ops.metrics();
+    expect(after).toContain('prisma_operations_claimable{type="task",tenant="a"} 0');
+    expect(after).toContain('prisma_operations_processing{type="task",tenant="a"} 0');
+    expect(after).not.toContain('type="task",tenant=""');
+    expect(after).toContain('prisma_operations_delivery_backlog{subscriber="recorder"} 0');
+    expect(after).toContain('prisma_operations_deliveries_dead{subscriber="recorder"} 0');
   });
 });

@@ -49,7 +49,9 @@ export async function countRows(pool: Pool): Promise<RowCounts> {
 }
 
 export async function truncateAll(pool: Pool): Promise<void> {
-  await pool.query(`TRUNCATE operation_outbox, operations, operation_batches RESTART IDENTITY`);
+  await pool.query(
+    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches RESTART IDENTITY`,
+  );
 }
 
 /** Resolves when `condition` holds, polling; fails with `what` if it does not within `timeoutMs`. */

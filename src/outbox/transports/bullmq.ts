@@ -7,7 +7,7 @@ export interface BullMQOptions {
   /** The Redis connection (ioredis options, or an ioredis instance). */
   connection: ConnectionOptions;
   queueName: string;
-  /** For logs and errors. Default `bullmq <queueName>`. */
+  /** The subscriber's name: its delivery state is kept under it, so keep it stable. Default `bullmq:<queueName>`. */
   name?: string;
   /** Topics to send; all when absent. */
   topics?: readonly string[];
@@ -32,7 +32,7 @@ export function bullmqSubscriber(options: BullMQOptions): BullMQSubscriber {
       ({ Queue }) => new Queue(options.queueName, { connection: options.connection }),
     ));
   return {
-    name: options.name ?? `bullmq ${options.queueName}`,
+    name: options.name ?? `bullmq:${options.queueName}`,
     topics: options.topics,
     async deliver(event) {
       const target = await open();

@@ -7,7 +7,7 @@ export interface WebhookOptions {
   url: string;
   /** Shared secret for the HMAC-SHA256 signature. */
   secret: string;
-  /** For logs and errors. Default `webhook <url>`. */
+  /** The subscriber's name: its delivery state is kept under it, so keep it stable. Default `webhook:<origin><path>`. */
   name?: string;
   /** Topics to send; all when absent. */
   topics?: readonly string[];
@@ -42,7 +42,7 @@ export function webhookBody(event: DeliveredEvent): string {
 export function webhookSubscriber(options: WebhookOptions): EventSubscriber {
   const timeoutMs = options.timeoutMs ?? 10_000;
   return {
-    name: options.name ?? `webhook ${options.url}`,
+    name: options.name ?? `webhook:${new URL(options.url).origin}${new URL(options.url).pathname}`,
     topics: options.topics,
     async deliver(event) {
       const body = webhookBody(event);

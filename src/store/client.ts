@@ -1,0 +1,73 @@
+// What the module needs of a Prisma client, said structurally, so that the application's own
+// generated client (with its own models beside the module's) is accepted as it is, and `tx` in
+// `ops.transaction` is the application's own transaction client.
+import type { ITXClientDenyList, Sql } from "@prisma/client/runtime/client";
+
+/** Runs the module's statements: a Prisma client, or the client of an interactive transaction. */
+export interface Db {
+  $queryRaw<T = unknown>(query: TemplateStringsArray | Sql, ...values: unknown[]): PromiseLike<T>;
+  $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): PromiseLike<number>;
+}
+
+/** Options of an interactive transaction, as Prisma's `$transaction(fn, options)` takes them. */
+export interface TransactionOptions {
+  maxWait?: number;
+  timeout?: number;
+  isolationLevel?: "ReadCommitted" | "RepeatableRead" | "Serializable";
+}
+
+/** The models `operations.prisma` adds to a client (their delegates' names). */
+export type ModuleModel =
+  "operationBatch" | "operation" | "outboxEvent" | "outboxSubscriber" | "outboxDelivery";
+
+/** Any Prisma 7 client: raw statements and interactive transactions. */
+export interface PrismaClientLike extends Db {
+  // `any`: every generated client types this parameter as its own transaction client.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  $transaction<R>(fn: (tx: any) => Promise<R>, options?: TransactionOptions): PromiseLike<R>;
+}
+
+/**
+ * A Prisma 7 client generated from a schema that contains the module's models (copy
+ * `operations.prisma` into it: `npx prisma-operations init`), with the PostgreSQL driver adapter.
+ * Any such client fits, whatever else its schema holds, extended with `$extends` or not.
+ */
+export interface OperationsPrismaClient extends PrismaClientLike {
+  operationBatch: unknown;
+  operation: unknown;
+  outboxEvent: unknown;
+  outboxSubscriber: unknown;
+  outboxDelivery: unknown;
+}
+
+/** The client Prisma passes to an interactive transaction's callback, for client `C`. */
+export type TransactionClientOf<C> = Omit<C, ITXClientDenyList>;
+
+/** The transaction client of the module's own client type (for code that is not generic). */
+export type TransactionClient = TransactionClientOf<OperationsPrismaClient>;
+
+/**
+ * `C` when it is a client with the module's models; otherwise a type whose one required property
+ * names what is missing, so that the compiler's error says what to do.
+ */
+export type CheckedClient<C> = [ModuleModel] extends [keyof C]
+  ? C
+  : C & {
+      "prisma-operations: this PrismaClient lacks the module's models — add operations.prisma to your Prisma schema (npx prisma-operations init), run `prisma generate`, and pass that client": Exclude<
+        ModuleModel,
+        keyof C
+      >;
+    };
+
+/** Runs `fn` in an interactive transaction of `client`, whatever its generated type. */
+export function interactive<R>(
+  client: PrismaClientLike,
+  fn: (tx: Db) => Promise<R>,
+  options?: TransactionOptions,
+): Promise<R> {
+  const run = client.$transaction as unknown as (
+    fn: (tx: Db) => Promise<R>,
+    options?: TransactionOptions,
+  ) => PromiseLike<R>;
+  return Promise.resolve(run.call(client, fn, options));
+}

@@ -1,0 +1,89 @@
+// Claims and leases: workers take due operations with FOR UPDATE SKIP LOCKED, each claim named by
+// a fresh token, and keep them alive by heartbeat.
+import type { Tables } from "../tables";
+import { milliseconds, sql, type Sql } from "./shared";
+
+/** A claimed operation: what a handler needs, and the claim it runs under. */
+export interface ClaimedRow {
+  id: string;
+  tenantId: string;
+  batchId: string | null;
+  type: string;
+  payload: unknown;
+  attempts: number;
+  maxAttempts: number;
+  /** Names this claim: its outcome, heartbeats and hand-back count only while the row still has it. */
+  lockToken: string;
+}
+
+/**
+ * Marks the picked rows processing under a lease held by `workerId` with a new claim token,
+ * counting an attempt, and marks their batches started — one statement. `picked` selects ids FOR
+ * UPDATE SKIP LOCKED, so concurrent claimers never get the same row and never wait for each other.
+ */
+function claim(t: Tables, picked: Sql, workerId: string, leaseMs: number): Sql {
+  return sql`
+    WITH picked AS (${picked}), claimed AS (
+      UPDATE ${t.operations} o
+      SET status = 'processing', locked_by = ${workerId}, locked_until = now() + ${milliseconds(leaseMs)},
+          lock_token = gen_random_uuid(), attempts = o.attempts + 1,
+          started_at = COALESCE(o.started_at, now()), updated_at = now()
+      FROM picked
+      WHERE o.id = picked.picked_id AND o.status = 'pending'
+      RETURNING o.id::text AS "id", o.tenant_id AS "tenantId", o.batch_id::text AS "batchId", o.type,
+        o.payload, o.attempts, o.max_attempts AS "maxAttempts", o.lock_token::text AS "lockToken"
+    ), started AS (
+      UPDATE ${t.batches} b
+      SET status = 'processing', started_at = COALESCE(b.started_at, now()), updated_at = now()
+      WHERE b.id IN (SELECT "batchId"::uuid FROM claimed) AND b.status = 'pending'
+    )
+    SELECT * FROM claimed ORDER BY id`;
+}
+
+/**
+ * The claim query: up to `limit` due, pending operations (of `types`, when given), oldest due
+ * first. It reads the operations table only — a batch (parent) cannot be returned, in any state.
+ */
+export function claimDue(
+  t: Tables,
+  limit: number,
+  workerId: string,
+  leaseMs: number,
+  types?: readonly string[],
+): Sql {
+  // The pick runs with bitmap scans off (see the migration's comment on the function for why).
+  return claim(
+    t,
+    sql`SELECT picked_id FROM ${t.pickClaimable}(${limit}::int, ${types ?? null}::text[])`,
+    workerId,
+    leaseMs,
+  );
+}
+
+/** Claims the named operations that are still pending, whatever their run_at (the sync backend). */
+export function claimById(t: Tables, ids: readonly string[], workerId: string, leaseMs: number): Sql {
+  return claim(
+    t,
+    sql`
+      SELECT id AS picked_id FROM ${t.operations}
+      WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
+      ORDER BY id
+      FOR UPDATE SKIP LOCKED`,
+    workerId,
+    leaseMs,
+  );
+}
+
+/** Extends the leases of the claims still held; says which of them were asked to cancel. */
+export function heartbeat(
+  t: Tables,
+  claims: readonly { id: string; lockToken: string }[],
+  leaseMs: number,
+): Sql {
+  return sql`
+    UPDATE ${t.operations} o
+    SET locked_until = now() + ${milliseconds(leaseMs)}
+    FROM unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)
+    WHERE o.id = u.id AND o.lock_token = u.token AND o.status = 'processing'
+    RETURNING o.lock_token::text AS "lockToken", o.cancel_requested_at IS NOT NULL AS "cancelRequested"`;
+}

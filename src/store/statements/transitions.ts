@@ -1,0 +1,420 @@
+// Every statement that changes an operation's status, built on one rule (`move`): the rows to change
+// are picked and locked in one order (by id), and everything that decides the change — its
+// conditions, the new status, the batch counter deltas — is computed from the row as it is when
+// it is updated (`o`), never from the picked copy (`p`). Under READ COMMITTED a row changed by a
+// concurrent transaction is re-read where it is updated, but a copy carried in from a sub-select
+// can be the older version (the racing-clients soak caught a cancel deciding "pending" for a row
+// just claimed). So a concurrent change makes a row move from its real status, or fall out.
+import type { OperationStatus } from "../../domain/status";
+import type { Tables } from "../tables";
+import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
+import { CANCEL_CHANNEL, milliseconds, raw, sql, TERMINAL, WAKE_CHANNEL, type Sql } from "./shared";
+
+/** A change of some operations' status: which rows, from which statuses, to what. */
+interface Move {
+  /** Joined to `operations c` to find the rows, e.g. an unnest of outcomes. */
+  join?: Sql;
+  /** Which rows, over `c` (and what `join` brings). */
+  where: Sql;
+  /**
+   * The statuses a row may leave: checked where the row is picked and again where it is updated.
+   * Either only unfinished ones (pending, processing: they count in no counter), or rows whose
+   * status was read under their lock by an earlier statement of the same transaction and carried
+   * in as `old_status` (then the update requires the row to still have it).
+   */
+  from: readonly OperationStatus[];
+  /** Columns of the picked rows the assignments use, as `p.<name>` (start with a comma). */
+  carry?: Sql;
+  /** Conditions re-checked on the row as it is updated (`o`, and `p`), beside its status. */
+  guard?: Sql;
+  /** Lock order. Default: by id, the order every multi-row action locks operations in. */
+  order?: Sql;
+  limit?: number;
+  /** Skip rows another transaction holds (the reaper) rather than wait for them. */
+  skipLocked?: boolean;
+  /** Assignments over `o` (the row as it is) and the carried columns of `p`. */
+  set: Sql;
+  /** The event topic of a moved row, over `o` as updated; NULL for no event. */
+  topic: Sql;
+}
+
+const UNFINISHED: readonly OperationStatus[] = ["pending", "processing"];
+
+function statusList(statuses: readonly OperationStatus[]): Sql {
+  return raw(`(${statuses.map((status) => `'${status}'`).join(", ")})`);
+}
+
+/**
+ * The UPDATE of a move, returning each moved row with its counter deltas — for each terminal
+ * status, (new status is it) − (old status was it) — and whether it was just asked to cancel.
+ */
+function move(t: Tables, m: Move): Sql {
+  const from = statusList(m.from);
+  const carriesOld = !m.from.every((status) => UNFINISHED.includes(status));
+  const left = (status: string) => (carriesOld ? sql`(p.old_status = ${status})::int` : sql`0`);
+  return sql`
+    UPDATE ${t.operations} o
+    SET ${m.set}, updated_at = now()
+    FROM (
+      SELECT c.id ${m.carry ?? sql``}
+      FROM ${t.operations} c ${m.join ?? sql``}
+      WHERE (${m.where}) AND c.status IN ${from}
+      ORDER BY ${m.order ?? sql`c.id`}
+      ${m.limit === undefined ? sql`` : sql`LIMIT ${m.limit}`}
+      FOR UPDATE OF c ${m.skipLocked ? sql`SKIP LOCKED` : sql``}
+    ) p
+    WHERE o.id = p.id AND o.status IN ${from}
+      ${carriesOld ? sql`AND o.status::text = p.old_status` : sql``}
+      ${m.guard ? sql`AND (${m.guard})` : sql``}
+    RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts,
+      (o.status = 'completed')::int - ${left("completed")} AS d_completed,
+      (o.status = 'failed')::int - ${left("failed")} AS d_failed,
+      (o.status = 'cancelled')::int - ${left("cancelled")} AS d_cancelled,
+      -- Moves that ask running rows to stop take only rows not asked yet: a processing row they
+      -- leave with a request was asked by them.
+      (o.status = 'processing' AND o.cancel_requested_at IS NOT NULL) AS cancel_requested,
+      ${m.topic} AS topic`;
+}
+
+const TERMINAL_TOPIC = sql`CASE WHEN o.status IN ${TERMINAL} THEN 'operation.' || o.status END`;
+
+/** Error stored on an operation cancelled on request. */
+const CANCELLED_ERROR = sql`jsonb_build_object('name', 'Cancelled', 'message', 'cancelled on request',
+  'retryable', false, 'attempt', o.attempts)`;
+
+/**
+ * fail_fast: a child that failed cancels its batch's pending siblings and asks its running ones to
+ * stop, in one move — a sibling claimed while this runs is re-read where it is locked and lands in
+ * the right branch.
+ */
+function failFastSiblings(t: Tables): Sql {
+  return move(t, {
+    where: sql`c.batch_id IN (
+        SELECT ch.batch_id FROM changed ch JOIN ${t.batches} b ON b.id = ch.batch_id
+        WHERE ch.status = 'failed' AND b.failure_policy = 'fail_fast')
+      AND c.id NOT IN (SELECT id FROM changed)
+      AND (c.status = 'pending' OR c.cancel_requested_at IS NULL)`,
+    from: UNFINISHED,
+    guard: sql`o.status = 'pending' OR o.cancel_requested_at IS NULL`,
+    set: sql`
+      status = CASE WHEN o.status = 'pending' THEN 'cancelled'::${t.operationStatus} ELSE o.status END,
+      cancel_requested_at = COALESCE(o.cancel_requested_at, now()),
+      finished_at = CASE WHEN o.status = 'pending' THEN now() ELSE o.finished_at END,
+      error = CASE WHEN o.status = 'pending'
+                   THEN jsonb_build_object('name', 'Cancelled', 'message', 'cancelled by fail_fast: a sibling failed',
+                          'retryable', false, 'attempt', o.attempts)
+                   ELSE o.error END`,
+    topic: sql`CASE WHEN o.status = 'cancelled' THEN 'operation.cancelled' END`,
+  });
+}
+
+/** The same columns as a move returns, and no rows: for statements where nothing can fail. */
+const NO_CASCADE = sql`
+  SELECT NULL::uuid AS id, NULL::text AS tenant_id, NULL::uuid AS batch_id, NULL::text AS type,
+         NULL::text AS status, NULL::int AS attempts, 0 AS d_completed, 0 AS d_failed, 0 AS d_cancelled,
+         false AS cancel_requested, NULL::text AS topic
+  WHERE false`;
+
+/** What a transition statement did: the rows it moved (with their new status) and the events it wrote. */
+export interface TransitionRow {
+  changed: number;
+  rows: { id: string; status: OperationStatus }[];
+  events: WrittenEvent[];
+  /** Running operations asked to stop (a cancel, or fail_fast). */
+  cancelRequested: number;
+}
+
+/**
+ * A move, and what follows from it in the same statement: fail_fast cascades (when a row can end
+ * failed), each batch's counters moved by the sum of its rows' deltas — O(1) per batch, never a
+ * scan of the siblings — and its status decided by them (terminal exactly when completed + failed
+ * + cancelled = child_count: failed if any failed, else cancelled if any was, else completed;
+ * domain/status.ts has the same rule and a test holds them together; a terminal batch whose
+ * counters go back down is processing again), each moved row's event, `batch.<status>` for a batch
+ * this change finished, the cancel notifications and, with `wake`, a wake-up for rows pending again.
+ */
+function transition(
+  t: Tables,
+  changed: Move,
+  inline: Inline,
+  options: { canFail: boolean; wake?: boolean },
+): Sql {
+  const woke = options.wake
+    ? sql`, (SELECT count(pg_notify(${WAKE_CHANNEL}, type))
+             FROM (SELECT DISTINCT type FROM changed WHERE status = 'pending') w)::int AS "woke"`
+    : sql``;
+  return sql`
+    WITH changed AS (${move(t, changed)}),
+    cascaded AS (${options.canFail ? failFastSiblings(t) : NO_CASCADE}),
+    moved AS (
+      SELECT id, tenant_id, batch_id, type, status::text AS status, attempts, d_completed, d_failed, d_cancelled,
+             cancel_requested, topic FROM changed
+      UNION ALL
+      SELECT id, tenant_id, batch_id, type, status::text, attempts, d_completed, d_failed, d_cancelled,
+             cancel_requested, topic FROM cascaded
+    ), deltas AS (
+      SELECT batch_id, sum(d_completed)::int AS dc, sum(d_failed)::int AS df, sum(d_cancelled)::int AS dx
+      FROM moved
+      WHERE batch_id IS NOT NULL
+      GROUP BY batch_id
+      HAVING bool_or(d_completed <> 0 OR d_failed <> 0 OR d_cancelled <> 0)
+    ), parent AS (
+      UPDATE ${t.batches} b
+      SET completed_count = b.completed_count + d.dc,
+          failed_count = b.failed_count + d.df,
+          cancelled_count = b.cancelled_count + d.dx,
+          status = CASE
+            WHEN b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx = b.child_count THEN
+              (CASE WHEN b.failed_count + d.df > 0 THEN 'failed'
+                    WHEN b.cancelled_count + d.dx > 0 THEN 'cancelled'
+                    ELSE 'completed' END)::${t.batchStatus}
+            WHEN b.status IN ${TERMINAL} THEN 'processing'::${t.batchStatus}
+            ELSE b.status END,
+          finished_at = CASE
+            WHEN b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx = b.child_count
+            THEN now() ELSE NULL END,
+          episode = CASE
+            WHEN b.status IN ${TERMINAL}
+             AND b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx < b.child_count
+            THEN b.episode + 1 ELSE b.episode END,
+          updated_at = now()
+      FROM deltas d
+      WHERE b.id = d.batch_id
+      RETURNING b.id, b.tenant_id, b.type, b.status, b.child_count, b.completed_count, b.failed_count,
+        b.cancelled_count, b.episode, (d.dc + d.df + d.dx) AS moved
+    ), ${recordEvents(
+      t,
+      sql`
+        SELECT tenant_id, topic, id, jsonb_build_object('operationId', id, 'batchId', batch_id, 'type', type,
+            'status', status, 'attempts', attempts)
+        FROM moved WHERE topic IS NOT NULL
+        UNION ALL
+        SELECT p.tenant_id, 'batch.' || p.status, p.id,
+          jsonb_build_object('batchId', p.id, 'type', p.type, 'status', p.status, 'childCount', p.child_count,
+            'completed', p.completed_count, 'failed', p.failed_count, 'cancelled', p.cancelled_count,
+            'episode', p.episode)
+        FROM parent p
+        WHERE p.status IN ${TERMINAL} AND p.moved > 0`,
+      inline,
+    )}
+    SELECT (SELECT count(*) FROM changed)::int AS "changed",
+           COALESCE((SELECT json_agg(json_build_object('id', id, 'status', status)) FROM changed), '[]'::json) AS "rows",
+           ${WRITTEN_EVENTS} AS "events",
+           (SELECT count(pg_notify(${CANCEL_CHANNEL}, m.id::text)) FROM moved m WHERE m.cancel_requested)::int
+             AS "cancelRequested"
+           ${woke}`;
+}
+
+/** How a worker ends its claim on an operation. */
+export type Finish =
+  | { to: "completed"; result: unknown }
+  | { to: "failed"; error: unknown }
+  /** Back to pending after `delayMs`: a retry (`error` set, attempt kept) or a snooze/hand-back (attempt refunded). */
+  | { to: "pending"; error?: unknown; delayMs: number; refundAttempt: boolean };
+
+/** One outcome, for the claim (`lockToken`) it belongs to. */
+export interface Outcome {
+  id: string;
+  lockToken: string;
+  finish: Finish;
+}
+
+/**
+ * Ends claims, in one statement however many there are — each only if the row still has the claim
+ * it names (fencing: a run whose lease expired and was taken over, even by the same worker, changes
+ * nothing). Work that finished is recorded completed even if a cancel was asked for meanwhile (as
+ * River and Oban do: the work is done, and retrying it would do it twice); any other outcome of a
+ * row asked to cancel ends it cancelled. One statement for many outcomes is a group commit: one
+ * plan, one round trip and one update of each batch row, however many of its children finished.
+ */
+export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline: Inline): Sql {
+  const column = <T>(pick: (finish: Finish) => T) => outcomes.map((outcome) => pick(outcome.finish));
+  const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value ?? null));
+  return transition(
+    t,
+    {
+      join: sql`
+        JOIN unnest(${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
+                    ${column((f) => f.to)}::text[],
+                    ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
+                    ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
+                    ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
+                    ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[])
+          AS u(id, token, target, result, error, delay_s, refund) ON u.id = c.id`,
+      where: sql`c.lock_token = u.token`,
+      from: ["processing"],
+      carry: sql`, u.token, u.target, u.result, u.error, u.delay_s, u.refund`,
+      guard: sql`o.lock_token = p.token`,
+      set: sql`
+        status = (CASE WHEN p.target = 'completed' THEN 'completed'
+                       WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                       ELSE p.target END)::${t.operationStatus},
+        result = CASE WHEN p.target = 'completed' THEN p.result ELSE o.result END,
+        error = CASE WHEN p.target = 'completed' THEN NULL
+                     WHEN o.cancel_requested_at IS NOT NULL THEN COALESCE(p.error, ${CANCELLED_ERROR})
+                     ELSE COALESCE(p.error, o.error) END,
+        run_at = CASE WHEN p.target = 'pending' AND o.cancel_requested_at IS NULL
+                      THEN now() + make_interval(secs => p.delay_s) ELSE o.run_at END,
+        attempts = o.attempts - p.refund,
+        locked_by = NULL, locked_until = NULL, lock_token = NULL,
+        finished_at = CASE WHEN p.target <> 'pending' OR o.cancel_requested_at IS NOT NULL THEN now() END`,
+      topic: TERMINAL_TOPIC,
+    },
+    inline,
+    { canFail: outcomes.some((outcome) => outcome.finish.to === "failed") },
+  );
+}
+
+/**
+ * Takes back operations whose lease expired (their worker died or stalled): due again at once
+ * with the attempt counted, failed when attempts are exhausted, cancelled when a cancel was asked.
+ */
+export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql {
+  return transition(
+    t,
+    {
+      where: sql`c.locked_until < now()`,
+      from: ["processing"],
+      guard: sql`o.locked_until < now()`,
+      order: sql`c.locked_until`,
+      limit,
+      skipLocked: true,
+      set: sql`
+        status = (CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                       WHEN o.attempts >= o.max_attempts THEN 'failed'
+                       ELSE 'pending' END)::${t.operationStatus},
+        error = jsonb_build_object('name', 'LeaseExpired', 'message', 'the lease of ' || o.locked_by || ' expired',
+          'retryable', o.attempts < o.max_attempts, 'attempt', o.attempts),
+        run_at = now(), locked_by = NULL, locked_until = NULL, lock_token = NULL,
+        finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR o.attempts >= o.max_attempts THEN now() END`,
+      topic: TERMINAL_TOPIC,
+    },
+    inline,
+    { canFail: true, wake: true },
+  );
+}
+
+/** A tenant's operation, or a tenant's batch's children: the rows a cancel or retry acts on. */
+export type Target = { operationId: string; tenantId: string } | { batchId: string; tenantId: string };
+
+export function targetRows(target: Target): Sql {
+  return "operationId" in target
+    ? sql`c.id = ${target.operationId}::uuid AND c.tenant_id = ${target.tenantId}`
+    : sql`c.batch_id = ${target.batchId}::uuid AND c.tenant_id = ${target.tenantId}`;
+}
+
+/**
+ * Cancels the target's unfinished rows in one move: a pending row is cancelled at once, a running
+ * one is asked to stop (its worker hears it on CANCEL_CHANNEL at commit, or at its next heartbeat).
+ * A row claimed while this runs is re-read where it is locked, so it is asked to stop rather than
+ * missed.
+ */
+export function cancelTarget(t: Tables, target: Target, inline: Inline): Sql {
+  return transition(
+    t,
+    {
+      where: sql`${targetRows(target)} AND (c.status = 'pending' OR c.cancel_requested_at IS NULL)`,
+      from: UNFINISHED,
+      guard: sql`o.status = 'pending' OR o.cancel_requested_at IS NULL`,
+      set: sql`
+        status = CASE WHEN o.status = 'pending' THEN 'cancelled'::${t.operationStatus} ELSE o.status END,
+        cancel_requested_at = COALESCE(o.cancel_requested_at, now()),
+        finished_at = CASE WHEN o.status = 'pending' THEN now() ELSE o.finished_at END,
+        error = CASE WHEN o.status = 'pending' THEN ${CANCELLED_ERROR} ELSE o.error END`,
+      topic: sql`CASE WHEN o.status = 'cancelled' THEN 'operation.cancelled' END`,
+    },
+    inline,
+    { canFail: false },
+  );
+}
+
+/**
+ * Locks the target's failed and cancelled rows (in id order) and reads their status: the first
+ * statement of a re-queue, whose counter deltas depend on each row's old status.
+ */
+export function lockFinished(t: Tables, target: Target): Sql {
+  return sql`
+    SELECT c.id::text AS "id", c.status::text AS "status" FROM ${t.operations} c
+    WHERE ${targetRows(target)} AND c.status IN ('failed', 'cancelled')
+    ORDER BY c.id
+    FOR UPDATE OF c`;
+}
+
+/**
+ * failed | cancelled → pending with fresh attempts, for rows locked by `lockFinished` in the same
+ * transaction (with the status it read); their batches' counters go back down and a finished batch
+ * is processing again. Each re-queued row gets an `operation.retried` event; listening workers are
+ * woken.
+ */
+export function requeueLocked(
+  t: Tables,
+  locked: readonly { id: string; status: string }[],
+  inline: Inline,
+): Sql {
+  return transition(
+    t,
+    {
+      join: sql`JOIN unnest(${locked.map((row) => row.id)}::uuid[], ${locked.map((row) => row.status)}::text[])
+        AS u(id, old_status) ON u.id = c.id`,
+      where: sql`true`,
+      carry: sql`, u.old_status`,
+      from: ["failed", "cancelled"],
+      set: sql`
+        status = 'pending', attempts = 0, run_at = now(), result = NULL, error = NULL,
+        cancel_requested_at = NULL, started_at = NULL, finished_at = NULL`,
+      topic: sql`'operation.retried'::text`,
+    },
+    inline,
+    { canFail: false, wake: true },
+  );
+}
+
+/**
+ * Repairs batches still in flight although none of their children is (possible only through rows
+ * changed outside this module, e.g. children deleted): counters are recounted from the children,
+ * a missing child counts as failed, and the batch gets its terminal status and event. Batches
+ * touched in the last `minAgeMs` are left alone; they are moving.
+ */
+export function reconcileBatches(t: Tables, limit: number, minAgeMs: number, inline: Inline): Sql {
+  return sql`
+    WITH candidates AS (
+      SELECT b.id FROM ${t.batches} b
+      WHERE b.status IN ('pending', 'processing') AND b.updated_at < now() - ${milliseconds(minAgeMs)}
+        AND NOT EXISTS (SELECT 1 FROM ${t.operations} o
+                        WHERE o.batch_id = b.id AND o.status IN ('pending', 'processing'))
+      ORDER BY b.updated_at
+      LIMIT ${limit}
+      FOR UPDATE OF b SKIP LOCKED
+    ), actual AS (
+      SELECT c.id, count(o.id)::int AS present,
+             count(o.id) FILTER (WHERE o.status = 'completed')::int AS completed,
+             count(o.id) FILTER (WHERE o.status = 'cancelled')::int AS cancelled
+      FROM candidates c LEFT JOIN ${t.operations} o ON o.batch_id = c.id
+      GROUP BY c.id
+    ), fixed AS (
+      UPDATE ${t.batches} b
+      SET completed_count = a.completed, cancelled_count = a.cancelled,
+          failed_count = b.child_count - a.completed - a.cancelled,
+          status = (CASE WHEN b.child_count - a.completed - a.cancelled > 0 THEN 'failed'
+                         WHEN a.cancelled > 0 THEN 'cancelled' ELSE 'completed' END)::${t.batchStatus},
+          error = CASE WHEN a.present < b.child_count
+                       THEN jsonb_build_object('name', 'MissingChildren', 'message',
+                         (b.child_count - a.present) || ' of ' || b.child_count || ' children are missing')
+                       ELSE b.error END,
+          finished_at = now(), updated_at = now()
+      FROM actual a
+      WHERE b.id = a.id
+      RETURNING b.id, b.tenant_id, b.type, b.status, b.child_count, b.completed_count, b.failed_count,
+        b.cancelled_count, b.episode
+    ), ${recordEvents(
+      t,
+      sql`
+        SELECT f.tenant_id, 'batch.' || f.status, f.id,
+          jsonb_build_object('batchId', f.id, 'type', f.type, 'status', f.status, 'childCount', f.child_count,
+            'completed', f.completed_count, 'failed', f.failed_count, 'cancelled', f.cancelled_count,
+            'episode', f.episode, 'reconciled', true)
+        FROM fixed f`,
+      inline,
+    )}
+    SELECT (SELECT count(*) FROM fixed)::int AS "fixed", ${WRITTEN_EVENTS} AS "events"`;
+}

@@ -1,0 +1,283 @@
+// Runs the statements of ./statements on a client (or a transaction) and shapes what they return.
+// Nothing here decides policy: it takes plans and returns rows.
+import type { OperationStatus } from "../domain/status";
+import type { BatchPlan, OperationPlan } from "../submit/plan";
+import type { Db } from "./client";
+import * as claims from "./statements/claims";
+import * as outbox from "./statements/outbox";
+import * as reads from "./statements/reads";
+import type { Sql } from "./statements/shared";
+import * as stats from "./statements/stats";
+import * as submit from "./statements/submit";
+import * as transitions from "./statements/transitions";
+import type { ClaimedRow } from "./statements/claims";
+import type {
+  ClaimedDelivery,
+  DeadFilter,
+  DeliveryRef,
+  Inline,
+  NewOutboxEvent,
+  OutboxEvent,
+  WrittenEvent,
+} from "./statements/outbox";
+import type { ListFilter } from "./statements/reads";
+import type { Outcome, Target, TransitionRow } from "./statements/transitions";
+import type { Tables } from "./tables";
+import {
+  insertedBatchView,
+  insertedOperationView,
+  toBatchView,
+  type BatchRow,
+  type BatchView,
+  type OperationView,
+} from "./views";
+
+/** Events as json_agg returns them: createdAt is a string there. */
+function parseEvents(events: unknown): WrittenEvent[] {
+  return ((events as (WrittenEvent & { createdAt: string })[] | null) ?? []).map((event) => ({
+    ...event,
+    createdAt: new Date(event.createdAt),
+  }));
+}
+
+/** Work per type and tenant, as the stats read it. */
+export interface OperationStatsRow {
+  type: string;
+  tenantId: string;
+  /** Pending and due: a worker could take it now. */
+  claimable: number;
+  /** Pending, waiting for its run_at (scheduled, or backing off after a failure). */
+  scheduled: number;
+  processing: number;
+  /** Seconds since the oldest claimable operation became due (0 when none). */
+  oldestClaimableAgeSeconds: number;
+}
+
+/** A subscriber's deliveries still owed, and dead. */
+export interface DeliveryStatsRow {
+  subscriber: string;
+  backlog: number;
+  dead: number;
+  /** Age of the oldest event not yet delivered to it (0 when none). */
+  oldestUndeliveredAgeSeconds: number;
+}
+
+export class Store {
+  constructor(
+    readonly db: Db,
+    readonly tables: Tables,
+  ) {}
+
+  /** The same store on another client: a caller's transaction. */
+  on(db: Db): Store {
+    return db === this.db ? this : new Store(db, this.tables);
+  }
+
+  private query<T>(statement: Sql): Promise<T[]> {
+    return Promise.resolve(this.db.$queryRaw<T[]>(statement));
+  }
+
+  private async one<T>(statement: Sql): Promise<T | undefined> {
+    return (await this.query<T>(statement))[0];
+  }
+
+  // --- submits ------------------------------------------------------------------------------------
+
+  /** Parent, children and `batch.submitted` in one statement; `batch` null when the idempotency key was taken. */
+  async insertBatch(
+    plan: BatchPlan,
+    inline: Inline,
+  ): Promise<{ batch: BatchView | null; events: WrittenEvent[] }> {
+    const row = await this.one<submit.InsertedRow>(submit.insertBatch(this.tables, plan, inline));
+    return {
+      batch: row?.inserted ? insertedBatchView(row.inserted) : null,
+      events: parseEvents(row?.events),
+    };
+  }
+
+  /** An operation and `operation.submitted` in one statement; `operation` null when the key was taken. */
+  async insertOperation(
+    plan: OperationPlan,
+    inline: Inline,
+  ): Promise<{ operation: OperationView | null; events: WrittenEvent[] }> {
+    const row = await this.one<submit.InsertedRow>(submit.insertOperation(this.tables, plan, inline));
+    return {
+      operation: row?.inserted ? insertedOperationView(row.inserted) : null,
+      events: parseEvents(row?.events),
+    };
+  }
+
+  async insertEvents(events: readonly NewOutboxEvent[], inline: Inline): Promise<WrittenEvent[]> {
+    if (events.length === 0) return [];
+    const row = await this.one<{ events: unknown }>(outbox.insertEvents(this.tables, events, inline));
+    return parseEvents(row?.events);
+  }
+
+  // --- reads --------------------------------------------------------------------------------------
+
+  async readBatch(tenantId: string, id: string): Promise<BatchView | null> {
+    const row = await this.one<BatchRow>(reads.readBatch(this.tables, tenantId, id));
+    return row ? toBatchView(row) : null;
+  }
+
+  async readOperation(tenantId: string, id: string): Promise<OperationView | null> {
+    return (await this.one<OperationView>(reads.readOperation(this.tables, tenantId, id))) ?? null;
+  }
+
+  async batchByKey(tenantId: string, idempotencyKey: string): Promise<BatchView | null> {
+    const row = await this.one<BatchRow>(reads.batchByKey(this.tables, tenantId, idempotencyKey));
+    return row ? toBatchView(row) : null;
+  }
+
+  async operationByKey(tenantId: string, idempotencyKey: string): Promise<OperationView | null> {
+    return (
+      (await this.one<OperationView>(reads.operationByKey(this.tables, tenantId, idempotencyKey))) ?? null
+    );
+  }
+
+  async childIds(batchId: string, status?: "pending"): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(reads.childIds(this.tables, batchId, status));
+    return rows.map((row) => row.id);
+  }
+
+  listOperations(filter: ListFilter): Promise<OperationView[]> {
+    return this.query<OperationView>(reads.listOperations(this.tables, filter));
+  }
+
+  async listBatches(filter: ListFilter): Promise<BatchView[]> {
+    return (await this.query<BatchRow>(reads.listBatches(this.tables, filter))).map(toBatchView);
+  }
+
+  // --- claims and leases --------------------------------------------------------------------------
+
+  claimDue(
+    limit: number,
+    workerId: string,
+    leaseMs: number,
+    types?: readonly string[],
+  ): Promise<ClaimedRow[]> {
+    return this.query<ClaimedRow>(claims.claimDue(this.tables, limit, workerId, leaseMs, types));
+  }
+
+  async claimById(ids: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedRow[]> {
+    if (ids.length === 0) return [];
+    return this.query<ClaimedRow>(claims.claimById(this.tables, ids, workerId, leaseMs));
+  }
+
+  async heartbeat(
+    held: readonly { id: string; lockToken: string }[],
+    leaseMs: number,
+  ): Promise<{ lockToken: string; cancelRequested: boolean }[]> {
+    if (held.length === 0) return [];
+    return this.query(claims.heartbeat(this.tables, held, leaseMs));
+  }
+
+  // --- transitions --------------------------------------------------------------------------------
+
+  private async transition(statement: Sql): Promise<TransitionRow> {
+    const row = await this.one<TransitionRow & { events: unknown }>(statement);
+    if (!row) return { changed: 0, rows: [], events: [], cancelRequested: 0 };
+    return { ...row, events: parseEvents(row.events) };
+  }
+
+  finishOperations(outcomes: readonly Outcome[], inline: Inline): Promise<TransitionRow> {
+    return this.transition(transitions.finishOperations(this.tables, outcomes, inline));
+  }
+
+  reapExpiredLeases(limit: number, inline: Inline): Promise<TransitionRow> {
+    return this.transition(transitions.reapExpiredLeases(this.tables, limit, inline));
+  }
+
+  cancelTarget(target: Target, inline: Inline): Promise<TransitionRow> {
+    return this.transition(transitions.cancelTarget(this.tables, target, inline));
+  }
+
+  /**
+   * Re-queues the target's failed and cancelled rows: locks them and reads their status, then moves
+   * them. Two statements, so call it inside a transaction (the lock holds until it ends).
+   */
+  async requeueTarget(target: Target, inline: Inline): Promise<TransitionRow> {
+    const locked = await this.query<{ id: string; status: string }>(
+      transitions.lockFinished(this.tables, target),
+    );
+    if (locked.length === 0) return { changed: 0, rows: [], events: [], cancelRequested: 0 };
+    return this.transition(transitions.requeueLocked(this.tables, locked, inline));
+  }
+
+  async reconcileBatches(
+    limit: number,
+    minAgeMs: number,
+    inline: Inline,
+  ): Promise<{ fixed: number; events: WrittenEvent[] }> {
+    const row = await this.one<{ fixed: number; events: unknown }>(
+      transitions.reconcileBatches(this.tables, limit, minAgeMs, inline),
+    );
+    return { fixed: row?.fixed ?? 0, events: parseEvents(row?.events) };
+  }
+
+  // --- outbox -------------------------------------------------------------------------------------
+
+  async registerSubscribers(
+    subscribers: readonly { name: string; topics: readonly string[] | undefined }[],
+  ): Promise<void> {
+    if (subscribers.length) await this.db.$executeRaw(outbox.registerSubscribers(this.tables, subscribers));
+  }
+
+  async removeSubscriber(name: string): Promise<{ removed: number; deliveries: number }> {
+    return (await this.one<{ removed: number; deliveries: number }>(
+      outbox.removeSubscriber(this.tables, name),
+    ))!;
+  }
+
+  async replayEvents(subscriber: string, since: Date | undefined): Promise<number> {
+    return (
+      (await this.one<{ added: number }>(outbox.replayEvents(this.tables, subscriber, since)))?.added ?? 0
+    );
+  }
+
+  async claimDeliveries(subscriber: string, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    const rows = await this.query<OutboxEvent & { attempts: number }>(
+      outbox.claimDeliveries(this.tables, subscriber, limit, leaseMs),
+    );
+    return rows.map(({ attempts, ...event }) => ({ event, subscriber, attempts }));
+  }
+
+  async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {
+    if (deliveries.length === 0) return 0;
+    return this.db.$executeRaw(outbox.extendDeliveries(this.tables, deliveries, leaseMs));
+  }
+
+  async markDelivered(deliveries: readonly DeliveryRef[]): Promise<number> {
+    if (deliveries.length === 0) return 0;
+    return this.db.$executeRaw(outbox.markDelivered(this.tables, deliveries));
+  }
+
+  markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
+    return Promise.resolve(
+      this.db.$executeRaw(outbox.markFailed(this.tables, delivery, error, retryDelayMs)),
+    );
+  }
+
+  async redeliverDead(filter: DeadFilter): Promise<number> {
+    return (
+      (await this.one<{ redelivered: number }>(outbox.redeliverDead(this.tables, filter)))?.redelivered ?? 0
+    );
+  }
+
+  // --- stats --------------------------------------------------------------------------------------
+
+  async stats(): Promise<{
+    operations: OperationStatsRow[];
+    batches: { type: string; tenantId: string; inFlight: number }[];
+    deliveries: DeliveryStatsRow[];
+  }> {
+    const [operations, batches, deliveries] = await Promise.all([
+      this.query<OperationStatsRow>(stats.operationStats(this.tables)),
+      this.query<{ type: string; tenantId: string; inFlight: number }>(stats.batchStats(this.tables)),
+      this.query<DeliveryStatsRow>(stats.deliveryStats(this.tables)),
+    ]);
+    return { operations, batches, deliveries };
+  }
+}
+
+export type { OperationStatus };
