@@ -6,7 +6,7 @@
 // Only in that case do we retry with PRISMA_SCHEMA_ENGINE_BINARY pointing at a placeholder file,
 // and we say so: a connected machine generates exactly as plain `prisma generate` would.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -31,12 +31,14 @@ if (!downloadFailed || process.env.PRISMA_SCHEMA_ENGINE_BINARY) {
   process.exit(first.status);
 }
 
-const placeholder = join(mkdtempSync(join(tmpdir(), "prisma-operations-")), "schema-engine-placeholder");
+const placeholderDir = mkdtempSync(join(tmpdir(), "prisma-operations-"));
+const placeholder = join(placeholderDir, "schema-engine-placeholder");
 writeFileSync(placeholder, "");
 console.warn(
   "prisma-generate: the schema-engine download failed (offline?); generation does not run that engine,\n" +
     "so retrying with PRISMA_SCHEMA_ENGINE_BINARY set to a placeholder. `prisma migrate` still needs the real engine.",
 );
 const second = run({ ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: placeholder });
+rmSync(placeholderDir, { recursive: true, force: true });
 process.stdout.write(second.output);
 process.exit(second.status);

@@ -23,6 +23,7 @@ import {
 import type { EventSubscriber } from "./outbox/events";
 import { DEFAULT_RELAY_OPTIONS, OutboxRelay, type RelayOptions } from "./outbox/relay";
 import {
+  adapterSchema,
   interactive,
   type CheckedClient,
   type Db,
@@ -74,8 +75,8 @@ export interface OperationsOptions<
   /** Operation types by name, each from `defineOperationType`. */
   types: T;
   /**
-   * The PostgreSQL schema holding the module's tables, when it is not the connection's search_path
-   * — e.g. what you gave `new PrismaPg(…, { schema })`. Default: the search_path.
+   * The PostgreSQL schema holding the module's tables. Default: the `schema` your PrismaPg adapter
+   * was given (`new PrismaPg(config, { schema })`), else the connection's search_path.
    */
   schema?: string;
   /** Default `"worker"`. */
@@ -227,6 +228,7 @@ export class OperationsService<
   C extends PrismaClientLike = OperationsPrismaClient,
 > {
   private readonly prisma: C;
+  private readonly schemaName: string | undefined;
   private readonly store: Store;
   private readonly limits: SubmitLimits;
   private readonly logger: Logger;
@@ -238,7 +240,15 @@ export class OperationsService<
 
   constructor(private readonly options: OperationsOptions<T, C>) {
     this.prisma = options.prisma;
-    this.store = new Store(this.prisma, tablesIn(options.schema));
+    const fromAdapter = adapterSchema(options.prisma);
+    if (options.schema !== undefined && fromAdapter !== undefined && options.schema !== fromAdapter) {
+      throw new OperationsError(
+        "invalid_options",
+        `createOperations: \`schema\` is "${options.schema}" but the PrismaPg adapter puts Prisma's queries in "${fromAdapter}"`,
+      );
+    }
+    this.schemaName = options.schema ?? fromAdapter;
+    this.store = new Store(this.prisma, tablesIn(this.schemaName));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.logger = options.logger ?? consoleLogger;
     const policy = { ...DEFAULT_OUTBOX_POLICY, ...options.outbox };
@@ -273,7 +283,7 @@ export class OperationsService<
 
   /** The PostgreSQL schema of the module's tables (undefined: the search_path). */
   get schema(): string | undefined {
-    return this.options.schema;
+    return this.schemaName;
   }
 
   /**

@@ -1,13 +1,23 @@
 // Framework-neutral HTTP mapping of the module's errors, shared by the NestJS filter and the
 // Next.js route handlers.
-import { ConflictError, NotFoundError, OperationsError, ValidationError } from "../errors";
+import {
+  ConflictError,
+  DatabaseUnavailableError,
+  NotFoundError,
+  OperationsError,
+  ValidationError,
+} from "../errors";
 
 export interface HttpError {
   status: number;
   body: { error: string; message: string; issues?: unknown };
 }
 
-/** Validation → 400 (with the zod issue paths), not found (or another tenant's) → 404, conflict → 409. */
+/**
+ * Validation → 400 (with the zod issue paths), not found (or another tenant's) → 404, conflict
+ * (including concurrent updates that kept colliding) → 409, database unavailable → 503; anything
+ * else of the module's (a missing schema, an unexpected database error) → 500.
+ */
 export function toHttpError(error: OperationsError): HttpError {
   if (error instanceof ValidationError) {
     return { status: 400, body: { error: error.code, message: error.message, issues: error.issues } };
@@ -16,6 +26,8 @@ export function toHttpError(error: OperationsError): HttpError {
     return { status: 404, body: { error: error.code, message: error.message } };
   if (error instanceof ConflictError)
     return { status: 409, body: { error: error.code, message: error.message } };
+  if (error instanceof DatabaseUnavailableError)
+    return { status: 503, body: { error: error.code, message: error.message } };
   return { status: 500, body: { error: error.code, message: error.message } };
 }
 

@@ -71,3 +71,15 @@ export function interactive<R>(
   ) => PromiseLike<R>;
   return Promise.resolve(run.call(client, fn, options));
 }
+
+/**
+ * The `schema` a Prisma client's PostgreSQL adapter was given (`new PrismaPg(config, { schema })`),
+ * when it can be read: Prisma's queries go there, so the module's raw statements must too. Read
+ * from the client's internals, so undefined when they change shape — then the module uses the
+ * search_path, and a missing table is reported as SchemaMissingError naming the `schema` option.
+ */
+export function adapterSchema(client: unknown): string | undefined {
+  const schema = (client as { _engineConfig?: { adapter?: { options?: { schema?: unknown } } } })
+    ?._engineConfig?.adapter?.options?.schema;
+  return typeof schema === "string" && schema.length > 0 ? schema : undefined;
+}

@@ -1,4 +1,4 @@
-// prisma-operations for NestJS (needs @nestjs/common and @nestjs/core 11, and reflect-metadata).
+// prisma-operations for NestJS (needs @nestjs/common and @nestjs/core 11 or 12, and reflect-metadata).
 import "reflect-metadata";
 
 export { OperationsModule, OperationsWorkerHost } from "./operations.module";

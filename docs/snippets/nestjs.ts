@@ -1,0 +1,72 @@
+// ---cut---
+import { Injectable, Module, type OnModuleDestroy } from "@nestjs/common";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { z } from "zod";
+import { defineOperationType, type HandlerContext, type Payload } from "prisma-operations";
+import {
+  OperationHandler,
+  OperationsModule,
+  OperationsService,
+  type OperationHandlerProvider,
+} from "prisma-operations/nestjs";
+import { PrismaClient } from "./generated/prisma/client";
+
+@Injectable()
+export class PrismaService extends PrismaClient implements OnModuleDestroy {
+  constructor() {
+    super({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
+  }
+  async onModuleDestroy(): Promise<void> {
+    await this.$disconnect();
+  }
+}
+
+@Module({ providers: [PrismaService], exports: [PrismaService] })
+export class PrismaModule {}
+
+export const types = {
+  "documents.ingest": defineOperationType({ payload: z.object({ documentIds: z.array(z.string()) }) }),
+};
+export type AppTypes = typeof types;
+type IngestPayload = Payload<AppTypes["documents.ingest"]>;
+
+@OperationHandler("documents.ingest") // found by discovery; dependencies injected as usual
+@Injectable()
+export class IngestHandler implements OperationHandlerProvider<IngestPayload> {
+  async handle(payload: IngestPayload, { signal }: HandlerContext) {
+    signal.throwIfAborted();
+    return { indexed: payload.documentIds.length };
+  }
+}
+
+@Injectable()
+export class UploadsService {
+  // Typed with your operation types and your client: `transaction`'s `tx` is your PrismaService's.
+  constructor(private readonly operations: OperationsService<AppTypes, PrismaService>) {}
+
+  submit(tenantId: string, uploadId: string, documentIds: string[]) {
+    return this.operations.transaction(async (tx) => {
+      await tx.upload.update({ where: { id: uploadId }, data: { state: "queued" } });
+      return this.operations.submitOperation(
+        { tenantId, type: "documents.ingest", payload: { documentIds } },
+        { tx },
+      );
+    });
+  }
+}
+
+@Module({
+  imports: [
+    OperationsModule.forRootAsync({
+      imports: [PrismaModule],
+      inject: [PrismaService],
+      useFactory: (prisma: PrismaService) => ({
+        prisma,
+        types,
+        worker: { concurrency: 8, listen: { connectionString: process.env.DATABASE_URL } },
+      }),
+    }),
+  ],
+  providers: [IngestHandler, UploadsService],
+})
+export class AppModule {}
