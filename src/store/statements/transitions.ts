@@ -83,17 +83,14 @@ const CANCELLED_ERROR = sql`jsonb_build_object('name', 'Cancelled', 'message', '
   'retryable', false, 'attempt', o.attempts)`;
 
 /**
- * fail_fast: a child that failed cancels its batch's pending siblings and asks its running ones to
- * stop, in one move — a sibling claimed while this runs is re-read where it is locked and lands in
- * the right branch.
+ * The move that cancels unfinished rows (a cancel request, or fail_fast): a pending row is
+ * cancelled at once, a running one is asked to stop (its worker hears it on CANCEL_CHANNEL at
+ * commit, or at its next heartbeat). Which branch a row takes is decided on the row as it is
+ * updated, so one claimed while this runs is asked to stop rather than missed.
  */
-function failFastSiblings(t: Tables): Sql {
-  return move(t, {
-    where: sql`c.batch_id IN (
-        SELECT ch.batch_id FROM changed ch JOIN ${t.batches} b ON b.id = ch.batch_id
-        WHERE ch.status = 'failed' AND b.failure_policy = 'fail_fast')
-      AND c.id NOT IN (SELECT id FROM changed)
-      AND (c.status = 'pending' OR c.cancel_requested_at IS NULL)`,
+function cancelling(t: Tables, which: Sql, message: string): Move {
+  return {
+    where: sql`${which} AND (c.status = 'pending' OR c.cancel_requested_at IS NULL)`,
     from: UNFINISHED,
     guard: sql`o.status = 'pending' OR o.cancel_requested_at IS NULL`,
     set: sql`
@@ -101,11 +98,26 @@ function failFastSiblings(t: Tables): Sql {
       cancel_requested_at = COALESCE(o.cancel_requested_at, now()),
       finished_at = CASE WHEN o.status = 'pending' THEN now() ELSE o.finished_at END,
       error = CASE WHEN o.status = 'pending'
-                   THEN jsonb_build_object('name', 'Cancelled', 'message', 'cancelled by fail_fast: a sibling failed',
-                          'retryable', false, 'attempt', o.attempts)
+                   THEN jsonb_build_object('name', 'Cancelled', 'message', ${message}::text, 'retryable', false,
+                          'attempt', o.attempts)
                    ELSE o.error END`,
     topic: sql`CASE WHEN o.status = 'cancelled' THEN 'operation.cancelled' END`,
-  });
+  };
+}
+
+/** fail_fast: a child that failed cancels its batch's pending siblings and asks its running ones to stop. */
+function failFastSiblings(t: Tables): Sql {
+  return move(
+    t,
+    cancelling(
+      t,
+      sql`c.batch_id IN (
+        SELECT ch.batch_id FROM changed ch JOIN ${t.batches} b ON b.id = ch.batch_id
+        WHERE ch.status = 'failed' AND b.failure_policy = 'fail_fast')
+      AND c.id NOT IN (SELECT id FROM changed)`,
+      "cancelled by fail_fast: a sibling failed",
+    ),
+  );
 }
 
 /** The same columns as a move returns, and no rows: for statements where nothing can fail. */
@@ -303,29 +315,9 @@ export function targetRows(target: Target): Sql {
     : sql`c.batch_id = ${target.batchId}::uuid AND c.tenant_id = ${target.tenantId}`;
 }
 
-/**
- * Cancels the target's unfinished rows in one move: a pending row is cancelled at once, a running
- * one is asked to stop (its worker hears it on CANCEL_CHANNEL at commit, or at its next heartbeat).
- * A row claimed while this runs is re-read where it is locked, so it is asked to stop rather than
- * missed.
- */
+/** Cancels the target's unfinished rows in one move (see `cancelling`). */
 export function cancelTarget(t: Tables, target: Target, inline: Inline): Sql {
-  return transition(
-    t,
-    {
-      where: sql`${targetRows(target)} AND (c.status = 'pending' OR c.cancel_requested_at IS NULL)`,
-      from: UNFINISHED,
-      guard: sql`o.status = 'pending' OR o.cancel_requested_at IS NULL`,
-      set: sql`
-        status = CASE WHEN o.status = 'pending' THEN 'cancelled'::${t.operationStatus} ELSE o.status END,
-        cancel_requested_at = COALESCE(o.cancel_requested_at, now()),
-        finished_at = CASE WHEN o.status = 'pending' THEN now() ELSE o.finished_at END,
-        error = CASE WHEN o.status = 'pending' THEN ${CANCELLED_ERROR} ELSE o.error END`,
-      topic: sql`CASE WHEN o.status = 'cancelled' THEN 'operation.cancelled' END`,
-    },
-    inline,
-    { canFail: false },
-  );
+  return transition(t, cancelling(t, targetRows(target), "cancelled on request"), inline, { canFail: false });
 }
 
 /**
