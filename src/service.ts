@@ -3,13 +3,17 @@
 import * as control from "./control";
 import type { CancelResult } from "./control";
 import type { BackoffPolicy } from "./domain/backoff";
+import { resolveRetention, type RetentionOptions, type RetentionPolicy } from "./domain/retention";
 import type { SplitRule } from "./domain/split";
 import type { FailurePolicy, OperationStatus } from "./domain/status";
 import { ConflictError, IdempotencyConflictError, OperationsError, ValidationError } from "./errors";
 import { syncRunner } from "./execution/backends";
+import { Pruner, PrunedTotals, type PrunedCounts, type PrunePass } from "./execution/pruner";
 import { DEFAULT_REAPER_OPTIONS, Reaper, type ReaperOptions } from "./execution/reaper";
 import type { ExecutionConfig } from "./execution/executor";
 import type { Handlers } from "./execution/handlers";
+import { Inspector } from "./inspection/inspector";
+import type { TenantAccess } from "./inspection/views";
 import { Worker, type WorkerOptions } from "./execution/worker";
 import { consoleLogger, type Logger } from "./logger";
 import { KnownSeries, prometheusText, readQueueStats, type QueueStats } from "./metrics";
@@ -97,6 +101,12 @@ export interface OperationsOptions<
   transaction?: { timeoutMs?: number; maxWaitMs?: number };
   /** Default: warnings and errors to the console. */
   logger?: Logger;
+  /**
+   * How long finished history is kept; the reapers delete what has expired (see
+   * {@link RetentionOptions} for the defaults: completed 7 days, failed or cancelled 30 days,
+   * delivered events 24 hours, dead ones 30 days). `false` keeps everything.
+   */
+  retention?: RetentionOptions | false;
   /**
    * Called at named points of a submit (see {@link SubmitBoundary}); a throw there aborts the
    * submit. For tests that recreate crash windows, not for production use.
@@ -235,6 +245,9 @@ export class OperationsService<
   readonly dispatcher: OutboxDispatcher;
   private readonly runSync: ((events: readonly WrittenEvent[]) => Promise<void>) | undefined;
   private readonly knownSeries = new KnownSeries();
+  private readonly retention: RetentionPolicy | null;
+  private readonly prunedTotals = new PrunedTotals();
+  private readiness: Promise<void> | undefined;
   // Transactions opened by transaction(): the events written in each, delivered after its commit.
   private readonly pendingDispatch = new WeakMap<object, WrittenEvent[]>();
 
@@ -251,6 +264,7 @@ export class OperationsService<
     this.store = new Store(this.prisma, tablesIn(this.schemaName));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.logger = options.logger ?? consoleLogger;
+    this.retention = resolveRetention(options.retention);
     const policy = { ...DEFAULT_OUTBOX_POLICY, ...options.outbox };
     this.dispatcher = new OutboxDispatcher(this.store, options.subscribers ?? [], policy, this.logger);
     const backend = options.backend ?? "worker";
@@ -287,11 +301,21 @@ export class OperationsService<
   }
 
   /**
-   * Registers this process's subscribers, so that events written from now on (by any process) are
-   * owed to them. Every write does this first, once; call it at start-up to have it done early.
+   * Checks that the module's tables are reachable and registers this process's subscribers, so
+   * that events written from now on (by any process) are owed to them. Every write does this first,
+   * once, and so does a worker's `start()` — which therefore fails fast, with a typed error
+   * (`DatabaseUnavailableError`, `SchemaMissingError`), when the database or the tables are missing.
+   * Call it at start-up to have it done early.
    */
   async ready(): Promise<void> {
-    await withDatabase("register subscribers", () => this.dispatcher.ready());
+    this.readiness ??= withDatabase("ready", async () => {
+      await this.store.probe();
+      await this.dispatcher.ready();
+    }).catch((error: unknown) => {
+      this.readiness = undefined;
+      throw error;
+    });
+    await this.readiness;
   }
 
   /**
@@ -509,9 +533,35 @@ export class OperationsService<
     return withDatabase("queueStats", () => readQueueStats(this.store, this.typeNames, this.knownSeries));
   }
 
-  /** {@link queueStats} as Prometheus text exposition (for a `/metrics` endpoint). */
+  /**
+   * {@link queueStats} as Prometheus text exposition (for a `/metrics` endpoint), with
+   * `prisma_operations_pruned_total` (rows retention deleted in this process, by `what`).
+   */
   async metrics(): Promise<string> {
-    return prometheusText(await this.queueStats());
+    return prometheusText(await this.queueStats(), this.prunedTotals.snapshot());
+  }
+
+  /** Rows the reapers of this service (and {@link prune}) have deleted since it was created, by kind. */
+  get pruned(): PrunedCounts {
+    return this.prunedTotals.snapshot();
+  }
+
+  /**
+   * Deletes expired history now, as a reaper does in the background: one pass, in bounded
+   * statements; `more` says the pass stopped before the end (call again). Nothing when retention is off.
+   */
+  async prune(): Promise<PrunePass> {
+    const pruner = this.createPruner();
+    if (!pruner) return { pruned: { batches: 0, operations: 0, events: 0, workers: 0 }, more: false };
+    return withDatabase("prune", () => pruner.runOnce());
+  }
+
+  /**
+   * Read-only views for an operator who may see `tenants` (or `"*"` for all): queues with why their
+   * rows wait, batches, operations, events and dead deliveries — what the dashboard shows.
+   */
+  inspect(tenants: TenantAccess, options: { stallAfterMs?: number } = {}): Inspector {
+    return new Inspector(this.store, tenants, { typeNames: this.typeNames, ...options });
   }
 
   /**
@@ -543,15 +593,30 @@ export class OperationsService<
     );
   }
 
-  /** A reaper: expired leases and stuck batches, continuously; safe to run on every node. */
+  /**
+   * A reaper: expired leases and stuck batches, continuously, and expired history under the
+   * service's retention policy; safe to run on every node.
+   */
   createReaper(
     options: Partial<ReaperOptions> = {},
     onEvents: (events: WrittenEvent[]) => void = () => undefined,
   ): Reaper {
-    return new Reaper(this.store, { ...DEFAULT_REAPER_OPTIONS, ...options }, this.logger, onEvents);
+    return new Reaper(
+      this.store,
+      { ...DEFAULT_REAPER_OPTIONS, ...options },
+      this.logger,
+      onEvents,
+      this.createPruner(),
+    );
   }
 
   // --- internals ----------------------------------------------------------------------------------
+
+  private createPruner(): Pruner | undefined {
+    return this.retention
+      ? new Pruner(this.store, this.retention, this.prunedTotals, this.logger)
+      : undefined;
+  }
 
   private get control(): control.ControlContext {
     return {

@@ -1,15 +1,17 @@
 // ---cut---
 import { Injectable, Module, type OnModuleDestroy } from "@nestjs/common";
+import { APP_FILTER, NestFactory } from "@nestjs/core";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { z } from "zod";
 import { defineOperationType, type HandlerContext, type Payload } from "prisma-operations";
 import {
   OperationHandler,
+  OperationsExceptionFilter,
   OperationsModule,
   OperationsService,
   type OperationHandlerProvider,
 } from "prisma-operations/nestjs";
-import { PrismaClient } from "./generated/prisma/client";
+import { PrismaClient } from "./generated/prisma/client.js"; // `.js`: required under nodenext, fine elsewhere
 
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
@@ -25,7 +27,10 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
 export class PrismaModule {}
 
 export const types = {
-  "documents.ingest": defineOperationType({ payload: z.object({ documentIds: z.array(z.string()) }) }),
+  "documents.ingest": defineOperationType({
+    payload: z.object({ documentIds: z.array(z.string()) }),
+    batch: { item: z.string(), toPayload: (documentIds) => ({ documentIds }), split: { maxItems: 50 } },
+  }),
 };
 export type AppTypes = typeof types;
 type IngestPayload = Payload<AppTypes["documents.ingest"]>;
@@ -46,9 +51,9 @@ export class UploadsService {
 
   submit(tenantId: string, uploadId: string, documentIds: string[]) {
     return this.operations.transaction(async (tx) => {
-      await tx.upload.update({ where: { id: uploadId }, data: { state: "queued" } });
-      return this.operations.submitOperation(
-        { tenantId, type: "documents.ingest", payload: { documentIds } },
+      await tx.upload.update({ where: { id: uploadId }, data: { state: "queued" } }); // your own model
+      return this.operations.submitBatch(
+        { tenantId, type: "documents.ingest", items: documentIds, idempotencyKey: `upload-${uploadId}` },
         { tx },
       );
     });
@@ -57,6 +62,7 @@ export class UploadsService {
 
 @Module({
   imports: [
+    PrismaModule,
     OperationsModule.forRootAsync({
       imports: [PrismaModule],
       inject: [PrismaService],
@@ -67,6 +73,15 @@ export class UploadsService {
       }),
     }),
   ],
-  providers: [IngestHandler, UploadsService],
+  providers: [
+    IngestHandler,
+    UploadsService,
+    { provide: APP_FILTER, useClass: OperationsExceptionFilter }, // 400 / 404 / 409 / 503
+  ],
 })
 export class AppModule {}
+
+// main.ts (Nest does not read .env: `node --env-file=.env dist/main.js`, or @nestjs/config)
+const app = await NestFactory.create(AppModule);
+app.enableShutdownHooks(); // SIGTERM stops the worker gracefully
+await app.listen(3000);

@@ -3,14 +3,28 @@
 import type { OperationStatus } from "../domain/status";
 import type { BatchPlan, OperationPlan } from "../submit/plan";
 import type { Db } from "./client";
+import type { RetentionPolicy } from "../domain/retention";
 import * as claims from "./statements/claims";
+import * as dashboard from "./statements/dashboard";
 import * as outbox from "./statements/outbox";
 import * as reads from "./statements/reads";
+import * as retention from "./statements/retention";
 import type { Sql } from "./statements/shared";
 import * as stats from "./statements/stats";
 import * as submit from "./statements/submit";
 import * as transitions from "./statements/transitions";
+import * as workers from "./statements/workers";
 import type { ClaimedRow } from "./statements/claims";
+import type {
+  BatchListFilter,
+  DeadDeliveryRow,
+  EventRow,
+  OperationListFilter,
+  QueueRow,
+  SubscriberRow,
+  TenantScope,
+  ThroughputRow,
+} from "./statements/dashboard";
 import type {
   ClaimedDelivery,
   DeadFilter,
@@ -21,7 +35,9 @@ import type {
   WrittenEvent,
 } from "./statements/outbox";
 import type { ListFilter } from "./statements/reads";
+import type { FinishedCursor, PruneStep } from "./statements/retention";
 import type { Outcome, Target, TransitionRow } from "./statements/transitions";
+import type { WorkerIdentity, WorkerRow } from "./statements/workers";
 import type { Tables } from "./tables";
 import {
   insertedBatchView,
@@ -133,6 +149,11 @@ export class Store {
     return (
       (await this.one<OperationView>(reads.operationByKey(this.tables, tenantId, idempotencyKey))) ?? null
     );
+  }
+
+  /** Throws (as the database does) when the module's tables cannot be reached. */
+  async probe(): Promise<void> {
+    await this.query(reads.probe(this.tables));
   }
 
   async childIds(batchId: string, status?: "pending"): Promise<string[]> {
@@ -264,6 +285,115 @@ export class Store {
     );
   }
 
+  // --- worker registry ----------------------------------------------------------------------------
+
+  async announceWorker(worker: WorkerIdentity): Promise<void> {
+    await this.db.$executeRaw(workers.announceWorker(this.tables, worker));
+  }
+
+  async workerSeen(worker: WorkerIdentity): Promise<void> {
+    await this.db.$executeRaw(workers.workerSeen(this.tables, worker));
+  }
+
+  async workerStopped(id: string): Promise<void> {
+    await this.db.$executeRaw(workers.workerStopped(this.tables, id));
+  }
+
+  listWorkers(): Promise<(WorkerRow & { running: number })[]> {
+    return this.query(workers.listWorkers(this.tables));
+  }
+
+  // --- retention ----------------------------------------------------------------------------------
+
+  async pruneBatches(
+    policy: RetentionPolicy,
+    shortest: number,
+    after: FinishedCursor | undefined,
+  ): Promise<PruneStep<FinishedCursor>> {
+    return finishedStep(await this.one(retention.pruneBatches(this.tables, policy, shortest, after)));
+  }
+
+  async pruneOperations(
+    policy: RetentionPolicy,
+    shortest: number,
+    after: FinishedCursor | undefined,
+  ): Promise<PruneStep<FinishedCursor>> {
+    return finishedStep(await this.one(retention.pruneOperations(this.tables, policy, shortest, after)));
+  }
+
+  async pruneEvents(policy: RetentionPolicy, afterId: string | undefined): Promise<PruneStep<string>> {
+    const row = await this.one<{ events: number; scanned: number; reachedEnd: boolean; next: string | null }>(
+      retention.pruneEvents(this.tables, policy, afterId),
+    );
+    return {
+      batches: 0,
+      operations: 0,
+      events: row?.events ?? 0,
+      scanned: row?.scanned ?? 0,
+      reachedEnd: row?.reachedEnd ?? true,
+      next: row?.next ?? undefined,
+    };
+  }
+
+  async pruneWorkers(policy: RetentionPolicy): Promise<number> {
+    return (await this.one<{ workers: number }>(retention.pruneWorkers(this.tables, policy)))?.workers ?? 0;
+  }
+
+  // --- dashboard reads (each restricted to the operator's tenants) --------------------------------
+
+  async databaseNow(): Promise<Date> {
+    return (await this.one<{ now: Date }>(dashboard.databaseNow()))!.now;
+  }
+
+  queues(scope: TenantScope): Promise<QueueRow[]> {
+    return this.query(dashboard.queues(this.tables, scope));
+  }
+
+  throughput(scope: TenantScope, type?: string): Promise<ThroughputRow[]> {
+    return this.query(dashboard.throughput(this.tables, scope, type));
+  }
+
+  subscriberBacklogs(scope: TenantScope): Promise<SubscriberRow[]> {
+    return this.query(dashboard.subscribers(this.tables, scope));
+  }
+
+  listBatchesWaiting(scope: TenantScope, filter: BatchListFilter): Promise<dashboard.BatchWaitingRow[]> {
+    return this.query(dashboard.listBatches(this.tables, scope, filter));
+  }
+
+  async batchWaiting(scope: TenantScope, id: string): Promise<dashboard.BatchWaitingRow | null> {
+    return (await this.one<dashboard.BatchWaitingRow>(dashboard.batchById(this.tables, scope, id))) ?? null;
+  }
+
+  batchChildren(
+    scope: TenantScope,
+    batchId: string,
+    page: { afterId?: string; statuses?: readonly string[]; limit: number },
+  ): Promise<dashboard.OperationSummaryRow[]> {
+    return this.query(dashboard.batchChildren(this.tables, scope, batchId, page));
+  }
+
+  listStandalone(scope: TenantScope, filter: OperationListFilter): Promise<dashboard.OperationSummaryRow[]> {
+    return this.query(dashboard.listStandalone(this.tables, scope, filter));
+  }
+
+  async operationWithBatch(scope: TenantScope, id: string): Promise<dashboard.OperationDetailRow | null> {
+    return (
+      (await this.one<dashboard.OperationDetailRow>(dashboard.operationById(this.tables, scope, id))) ?? null
+    );
+  }
+
+  eventsAbout(scope: TenantScope, aggregateId: string, limit: number): Promise<EventRow[]> {
+    return this.query(dashboard.eventsAbout(this.tables, scope, aggregateId, limit));
+  }
+
+  deadDeliveries(
+    scope: TenantScope,
+    filter: Parameters<typeof dashboard.deadDeliveries>[2],
+  ): Promise<DeadDeliveryRow[]> {
+    return this.query(dashboard.deadDeliveries(this.tables, scope, filter));
+  }
+
   // --- stats --------------------------------------------------------------------------------------
 
   async stats(): Promise<{
@@ -278,6 +408,29 @@ export class Store {
     ]);
     return { operations, batches, deliveries };
   }
+}
+
+/** A pruning step's row: the cursor comes back as JSON (its timestamp a string). */
+function finishedStep(
+  row:
+    | {
+        batches: number;
+        operations: number;
+        events: number;
+        scanned: number;
+        reachedEnd: boolean;
+        next: { finishedAt: string; id: string } | null;
+      }
+    | undefined,
+): PruneStep<FinishedCursor> {
+  return {
+    batches: row?.batches ?? 0,
+    operations: row?.operations ?? 0,
+    events: row?.events ?? 0,
+    scanned: row?.scanned ?? 0,
+    reachedEnd: row?.reachedEnd ?? true,
+    next: row?.next ? { finishedAt: new Date(row.next.finishedAt), id: row.next.id } : undefined,
+  };
 }
 
 export type { OperationStatus };

@@ -8,6 +8,7 @@ import { z } from "zod";
 import {
   applyMigrations,
   createOperations,
+  DatabaseUnavailableError,
   defineOperationType,
   SchemaMissingError,
   silentLogger,
@@ -139,5 +140,24 @@ describe("the module's tables in another PostgreSQL schema", () => {
     const attempt = ops.submitOperation({ tenantId: "t", type: "schema.task", payload: { n: 1 } });
     await expect(attempt).rejects.toBeInstanceOf(SchemaMissingError);
     await expect(attempt).rejects.toThrow(/apply its migrations[\s\S]*pass `schema` to createOperations/);
+  });
+
+  it("a worker's start fails fast, with a typed error, when the tables or the database are missing", async () => {
+    const handlers = { "schema.task": () => null };
+    const noTables = createOperations({
+      prisma: client({}),
+      types,
+      logger: silentLogger,
+      schema: "empty_schema",
+    });
+    await expect(noTables.createWorker({ handlers }).start()).rejects.toBeInstanceOf(SchemaMissingError);
+    const unreachable = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: "postgresql://postgres@127.0.0.1:1/nowhere" }),
+    });
+    clients.push(unreachable);
+    const noDatabase = createOperations({ prisma: unreachable, types, logger: silentLogger });
+    await expect(noDatabase.createWorker({ handlers, relay: false }).start()).rejects.toBeInstanceOf(
+      DatabaseUnavailableError,
+    );
   });
 });

@@ -76,3 +76,8 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
   return sql`SELECT ${batchColumns(t)} FROM ${t.batches} b WHERE ${listWhere("b", filter)}
     ORDER BY b.id DESC LIMIT ${filter.limit}`;
 }
+
+/** Reads nothing, but fails when the module's tables are not where its statements look (or the database is away). */
+export function probe(t: Tables): Sql {
+  return sql`SELECT 1 FROM ${t.operations} LIMIT 0`;
+}
