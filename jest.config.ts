@@ -4,8 +4,9 @@ const transform: Config["transform"] = {
   "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }],
 };
 
-// Two projects: pure rules run without a database; everything else gets a real PostgreSQL
-// (a migrated template database is built once; each test file clones its own copy).
+// Three projects: pure rules run without a database; everything else gets a real PostgreSQL
+// (a migrated template database is built once; each test file clones its own copy); the browser
+// tests also drive Debian's chromium (test/browser/chromium.ts says how to install it).
 const config: Config = {
   projects: [
     {
@@ -18,6 +19,15 @@ const config: Config = {
       displayName: "db",
       testEnvironment: "node",
       roots: ["<rootDir>/test/db"],
+      transform,
+      globalSetup: "<rootDir>/test/support/global-setup.ts",
+      globalTeardown: "<rootDir>/test/support/global-teardown.ts",
+    },
+    {
+      displayName: "browser",
+      testEnvironment: "node",
+      roots: ["<rootDir>/test/browser"],
+      testMatch: ["**/*.e2e.test.ts"],
       transform,
       globalSetup: "<rootDir>/test/support/global-setup.ts",
       globalTeardown: "<rootDir>/test/support/global-teardown.ts",

@@ -3,9 +3,25 @@
 // database through a connection of its own, so the checks can count them whatever happens here.
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Pool } from "pg";
-import { createOperations, NonRetryableError, preparedStatementNames, silentLogger } from "../src";
+import {
+  createOperations,
+  NonRetryableError,
+  preparedStatementNames,
+  silentLogger,
+  type HandlerContext,
+  type Payload,
+} from "../src";
 import { PrismaClient } from "../src/generated/prisma/client";
-import { LEASE_MS, INLINE_LEASE_MS, OUTBOX_BACKOFF, soakSubscribers, soakTypes } from "./shared";
+import {
+  LEASE_MS,
+  INLINE_LEASE_MS,
+  OUTBOX_BACKOFF,
+  soakSubscribers,
+  soakTypes,
+  type SoakTypes,
+} from "./shared";
+
+type SoakPayload = Payload<SoakTypes["soak.task"]>;
 
 const url = process.env.SOAK_DATABASE_URL!;
 const nodeId = process.env.SOAK_NODE_ID!;
@@ -35,6 +51,30 @@ async function main(): Promise<void> {
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
     subscribers: soakSubscribers(record, nodeId),
   });
+  const run = async (payload: SoakPayload, context: HandlerContext) => {
+    await record.query(`INSERT INTO soak_runs (operation_id, node, attempt) VALUES ($1, $2, $3)`, [
+      context.operationId,
+      nodeId,
+      context.attempt,
+    ]);
+    switch (payload.mode) {
+      case "flaky":
+        if (context.attempt === 1) throw new Error("flaky: first attempt fails");
+        return { n: payload.n };
+      case "broken":
+        throw new Error("broken: always fails");
+      case "fatal":
+        throw new NonRetryableError("fatal: not worth retrying");
+      case "slow":
+        await sleep(payload.ms, context.signal);
+        return { n: payload.n, slept: payload.ms };
+      case "stuck":
+        if (context.attempt === 1) await sleep(10_000, context.signal); // past the 1 s timeout
+        return { n: payload.n };
+      default:
+        return { n: payload.n };
+    }
+  };
   const worker = ops.createWorker({
     id: `soak-${nodeId}-${process.pid}`,
     concurrency: 16,
@@ -46,30 +86,8 @@ async function main(): Promise<void> {
     relay: { pollIntervalMs: 200, leaseMs: 5_000 },
     reaper: { intervalMs: 500, reconcileAfterMs: 5_000 },
     handlers: {
-      "soak.task": async (payload, context) => {
-        await record.query(`INSERT INTO soak_runs (operation_id, node, attempt) VALUES ($1, $2, $3)`, [
-          context.operationId,
-          nodeId,
-          context.attempt,
-        ]);
-        switch (payload.mode) {
-          case "flaky":
-            if (context.attempt === 1) throw new Error("flaky: first attempt fails");
-            return { n: payload.n };
-          case "broken":
-            throw new Error("broken: always fails");
-          case "fatal":
-            throw new NonRetryableError("fatal: not worth retrying");
-          case "slow":
-            await sleep(payload.ms, context.signal);
-            return { n: payload.n, slept: payload.ms };
-          case "stuck":
-            if (context.attempt === 1) await sleep(10_000, context.signal); // past the 1 s timeout
-            return { n: payload.n };
-          default:
-            return { n: payload.n };
-        }
-      },
+      "soak.task": run,
+      "soak.limited": run,
     },
   });
   await worker.start();

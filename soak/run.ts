@@ -27,6 +27,7 @@ import { PrismaClient } from "../src/generated/prisma/client";
 import { checkInvariants } from "./invariants";
 import {
   INLINE_LEASE_MS,
+  LIMITS,
   OUTBOX_BACKOFF,
   SOAK_TABLES,
   soakSubscribers,
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
         const key = random() < 0.2 ? pick(keys) : undefined;
         const result = await ops.submitBatch({
           tenantId: pick(["bank-a", "bank-b", "bank-c"]),
-          type: "soak.task",
+          type: random() < 0.25 ? "soak.limited" : "soak.task",
           items: Array.from({ length: size }, (_, n) => task(n)),
           failurePolicy: random() < 0.2 ? "fail_fast" : "wait_all",
           idempotencyKey: key === undefined ? undefined : `${key}`,
@@ -339,6 +340,33 @@ async function main(): Promise<void> {
     }
   })();
 
+  // The running limits of soak.limited, sampled from the database the whole time.
+  const limitSamples = { samples: 0, maxRunning: 0, maxRunningPerTenant: 0 };
+  let sampling = true;
+  const limitSampler = (async () => {
+    while (sampling) {
+      try {
+        const { rows } = await check.query(
+          `SELECT tenant_id, count(*)::int AS n FROM operations
+           WHERE type = 'soak.limited' AND status = 'processing' GROUP BY tenant_id`,
+        );
+        limitSamples.samples++;
+        limitSamples.maxRunning = Math.max(
+          limitSamples.maxRunning,
+          rows.reduce((sum, row) => sum + row.n, 0),
+        );
+        limitSamples.maxRunningPerTenant = Math.max(
+          limitSamples.maxRunningPerTenant,
+          ...rows.map((row) => row.n),
+          0,
+        );
+      } catch {
+        // the checker's own backend is spared by the chaos; a blip costs one sample
+      }
+      await sleep(10);
+    }
+  })();
+
   const progress = setInterval(() => {
     void check
       .query(`SELECT status::text, count(*)::int AS n FROM operations GROUP BY 1 ORDER BY 1`)
@@ -370,6 +398,8 @@ async function main(): Promise<void> {
     await sleep(250);
   }
   clearInterval(progress);
+  sampling = false;
+  await limitSampler;
   log(settled ? "settled" : "did not settle within 180 s");
   await Promise.all(
     nodes.map(async (node) => {
@@ -379,6 +409,9 @@ async function main(): Promise<void> {
   );
 
   const violations = [
+    ...(limitSamples.maxRunning > LIMITS.total || limitSamples.maxRunningPerTenant > LIMITS.perTenant
+      ? [`concurrency limit exceeded: ${JSON.stringify(limitSamples)} against ${JSON.stringify(LIMITS)}`]
+      : []),
     ...untypedErrors.slice(0, 10).map((error) => `untyped error seen by a client: ${error.slice(0, 300)}`),
     ...(untypedErrors.length > 10 ? [`… and ${untypedErrors.length - 10} more untyped errors`] : []),
     ...(await checkInvariants(check, { settled, keyed, rolledBack })),
@@ -410,6 +443,7 @@ async function main(): Promise<void> {
     actions: counts.actions,
     actionOutcomes: counts.outcomes,
     faults: counts.faults,
+    limits: { ...LIMITS, ...limitSamples },
     operations: Object.fromEntries(finalStatus.map((row) => [row.status, row.n])),
     batches: Object.fromEntries(batchStatus.map((row) => [row.status, row.n])),
     ...totals[0],

@@ -19,12 +19,23 @@ const Task = z.object({ n: z.number().int(), mode: z.enum(MODES), ms: z.number()
 
 const fastRetries = { baseMs: 50, maxMs: 400, jitter: 0.5 };
 
+/** The running limits of `soak.limited`, across every node. */
+export const LIMITS = { total: 4, perTenant: 2 };
+
 export const soakTypes = {
   "soak.task": defineOperationType({
     payload: Task,
     maxAttempts: 3,
     retryBackoff: fastRetries,
     timeoutMs: 1_000,
+  }),
+  /** The same work under running limits, which the soak samples continuously. */
+  "soak.limited": defineOperationType({
+    payload: Task,
+    maxAttempts: 3,
+    retryBackoff: fastRetries,
+    timeoutMs: 1_000,
+    concurrency: LIMITS,
   }),
 };
 

@@ -59,6 +59,26 @@ export { Worker } from "./execution/worker";
 export type { WorkerOptions, WorkerStats } from "./execution/worker";
 export { DEFAULT_REAPER_OPTIONS, Reaper } from "./execution/reaper";
 export type { ReaperOptions, ReaperPass } from "./execution/reaper";
+export { DEFAULT_RETENTION } from "./domain/retention";
+export type { RetentionOptions, TypeRetention } from "./domain/retention";
+export type { PrunedCounts, PrunePass } from "./execution/pruner";
+export { Inspector } from "./inspection/inspector";
+export type {
+  BatchFilter as InspectorBatchFilter,
+  DeadFilter as InspectorDeadFilter,
+} from "./inspection/inspector";
+export type {
+  BatchDetail,
+  BatchSummary,
+  OperationDetail,
+  OperationSummary,
+  Overview,
+  Page,
+  QueueView,
+  TenantAccess,
+  WorkerView,
+} from "./inspection/views";
+export type { WaitingCode, WaitingReason, WaitingSeverity } from "./domain/waiting";
 export type { QueueStats, QueueStatsRow } from "./metrics";
 export type { DeliveryStatsRow } from "./store/store";
 export type { StoredError } from "./domain/retry";

@@ -2,12 +2,17 @@
 // running, batches in flight, the age of the oldest claimable operation, and each subscriber's
 // undelivered and dead events. Batches (parents) are never counted as work: they are not in the
 // operations table. Known series read 0 when idle, rather than disappearing.
-import { Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { PRUNED_KINDS, type PrunedCounts } from "./execution/pruner";
 import type { DeliveryStatsRow, OperationStatsRow, Store } from "./store/store";
 
 export interface QueueStatsRow extends OperationStatsRow {
   /** Batches of this type and tenant not yet terminal. */
   batchesInFlight: number;
+  /** The type's running limits, when it has any (`defineOperationType({ concurrency })`). */
+  limits?: { total?: number; perTenant?: number };
+  /** Claimable rows wait for a slot: the type, or this tenant of it, runs as many as its limit allows. */
+  waitingForSlot: boolean;
 }
 
 export interface QueueStats {
@@ -43,7 +48,7 @@ export class KnownSeries {
 
 export async function readQueueStats(
   store: Store,
-  typeNames: readonly string[],
+  types: Readonly<Record<string, { concurrency?: { total?: number; perTenant?: number } }>>,
   known: KnownSeries,
 ): Promise<QueueStats> {
   const stats = await store.stats();
@@ -60,6 +65,7 @@ export async function readQueueStats(
         processing: 0,
         oldestClaimableAgeSeconds: 0,
         batchesInFlight: 0,
+        waitingForSlot: false,
       };
       rows.set(key, row);
     }
@@ -70,7 +76,19 @@ export async function readQueueStats(
   for (const row of rows.values()) known.add(row.type, row.tenantId);
   for (const [type, tenantId] of known.entries()) rowFor(type, tenantId);
   const typesSeen = new Set([...rows.values()].map((row) => row.type));
-  for (const type of typeNames) if (!typesSeen.has(type)) rowFor(type, "");
+  for (const type of Object.keys(types)) if (!typesSeen.has(type)) rowFor(type, "");
+  const runningOfType = new Map<string, number>();
+  for (const row of rows.values())
+    runningOfType.set(row.type, (runningOfType.get(row.type) ?? 0) + row.processing);
+  for (const row of rows.values()) {
+    const limits = types[row.type]?.concurrency;
+    if (!limits) continue;
+    row.limits = limits;
+    const full =
+      (limits.total !== undefined && runningOfType.get(row.type)! >= limits.total) ||
+      (limits.perTenant !== undefined && row.processing >= limits.perTenant);
+    row.waitingForSlot = row.claimable > 0 && full;
+  }
   const operations = [...rows.values()].sort(
     (a, b) => a.type.localeCompare(b.type) || a.tenantId.localeCompare(b.tenantId),
   );
@@ -90,9 +108,21 @@ export async function readQueueStats(
   };
 }
 
-/** The stats as Prometheus text exposition, with `type` and `tenant` (or `subscriber`) labels. */
-export async function prometheusText(stats: QueueStats): Promise<string> {
+/**
+ * The stats as Prometheus text exposition, with `type` and `tenant` (or `subscriber`) labels, and
+ * the rows retention deleted (`prisma_operations_pruned_total{what}`) when given.
+ */
+export async function prometheusText(stats: QueueStats, pruned?: PrunedCounts): Promise<string> {
   const registry = new Registry();
+  if (pruned) {
+    const counter = new Counter({
+      name: "prisma_operations_pruned_total",
+      help: "Rows retention deleted since this process started: batches, operations, events, workers.",
+      labelNames: ["what"],
+      registers: [registry],
+    });
+    for (const what of PRUNED_KINDS) counter.inc({ what }, pruned[what]);
+  }
   const gauge = (name: string, help: string, labelNames: string[]) =>
     new Gauge({ name: `prisma_operations_${name}`, help, labelNames, registers: [registry] });
   const perType: [string, string, (row: QueueStatsRow) => number][] = [

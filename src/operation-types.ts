@@ -28,6 +28,20 @@ export interface OperationType<P extends z.ZodType = z.ZodType, I extends z.ZodT
   readonly retryBackoff?: BackoffPolicy;
   /** A handler running longer is aborted and its attempt fails (retryably). Default: no limit. */
   readonly timeoutMs?: number;
+  /** How many may run at once, across every worker process. Default: no limit. */
+  readonly concurrency?: ConcurrencyLimits;
+}
+
+/**
+ * Running limits of a type, enforced across every worker process: claims of a limited type are
+ * serialized (a transaction-scoped advisory lock per type) and count what runs before taking more.
+ * A reaped lease frees its slot. The sync backend runs inline and ignores them.
+ */
+export interface ConcurrencyLimits {
+  /** At most this many of the type running at once, all tenants together. */
+  total?: number;
+  /** At most this many of the type running at once for one tenant. */
+  perTenant?: number;
 }
 
 /** Options every operation type takes, with or without batch config. */
@@ -35,6 +49,7 @@ interface TypeOptions {
   maxAttempts?: number;
   retryBackoff?: BackoffPolicy;
   timeoutMs?: number;
+  concurrency?: ConcurrencyLimits;
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -89,12 +104,18 @@ export function defineOperationType(
   if (definition.timeoutMs !== undefined && !(definition.timeoutMs > 0)) {
     throw new InvalidOperationTypeError(`timeoutMs must be > 0, got ${definition.timeoutMs}`);
   }
+  for (const [name, limit] of Object.entries(definition.concurrency ?? {})) {
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) {
+      throw new InvalidOperationTypeError(`concurrency.${name} must be an integer >= 1, got ${limit}`);
+    }
+  }
   return Object.freeze({
     payload: definition.payload,
     batch: definition.batch,
     maxAttempts,
     retryBackoff: definition.retryBackoff,
     timeoutMs: definition.timeoutMs,
+    concurrency: definition.concurrency,
   }) as never;
 }
 

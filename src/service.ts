@@ -530,7 +530,7 @@ export class OperationsService<
 
   /** Queue depth as operators need it, per type and tenant; batches (parents) are never counted as work. */
   async queueStats(): Promise<QueueStats> {
-    return withDatabase("queueStats", () => readQueueStats(this.store, this.typeNames, this.knownSeries));
+    return withDatabase("queueStats", () => readQueueStats(this.store, this.options.types, this.knownSeries));
   }
 
   /**

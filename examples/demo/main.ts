@@ -4,6 +4,7 @@
 // when DATABASE_URL is unset, otherwise on that server.
 //
 //   npm start -- --documents 2000 --workers 4
+//   npm start -- --dashboard      then keeps the operations dashboard open (see ./dashboard.ts)
 import { parseArgs } from "node:util";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Client } from "pg";
@@ -19,12 +20,14 @@ import {
 } from "../../src";
 import { openEmbeddedDatabase } from "../../src/embedded";
 import { PrismaClient } from "../../src/generated/prisma/client";
+import { keepDashboardOpen } from "./dashboard";
 
 const { values: args } = parseArgs({
   options: {
     documents: { type: "string", default: "2000" },
     workers: { type: "string", default: "4" },
     "token-budget": { type: "string", default: "8000" },
+    dashboard: { type: "boolean", default: false },
   },
 });
 const documentCount = positiveInt(args.documents, "--documents");
@@ -190,8 +193,12 @@ async function main(): Promise<void> {
 
   // The batch is final; let the relays deliver what its last transitions wrote.
   while ((await ops.queueStats()).totals.deliveryBacklog > 0) await sleep(50);
-  await Promise.all(workers.map((worker) => worker.stop()));
-  await database.close();
+  const shutdown = async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await database.close();
+  };
+  // With --dashboard the workers keep running (and the database open) while the dashboard is.
+  if (!args.dashboard) await shutdown();
 
   const eventsDelivered = [...delivered.values()].reduce((sum, n) => sum + n, 0);
   const children = {
@@ -226,6 +233,7 @@ async function main(): Promise<void> {
   };
   console.log(`DONE ${JSON.stringify(done)}`);
   process.exitCode = batch.status === "completed" ? 0 : 1;
+  if (args.dashboard) await keepDashboardOpen(ops, shutdown);
 }
 
 main().catch((error) => {

@@ -1,6 +1,6 @@
 // Keeps a worker's claims alive: extends their leases every interval, and tells the worker which of
 // them were asked to cancel (a fallback for NOTIFY) and which are gone (expired and reaped, or taken
-// over) so their handlers' signals can fire.
+// over) so their handlers' signals can fire. Each beat also marks the worker seen in the registry.
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
@@ -21,8 +21,10 @@ export class LeaseKeeper {
     intervalMs: number,
     private readonly logger: Logger,
     private readonly on: { cancelRequested(lockToken: string): void; lost(lockToken: string): void },
+    private readonly presence?: { seen(): Promise<void> },
   ) {
     this.loop = new Loop(async () => {
+      await this.presence?.seen();
       await this.beat();
       return intervalMs;
     });

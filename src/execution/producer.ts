@@ -4,7 +4,7 @@
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
-import type { ClaimedRow } from "../store/statements/claims";
+import type { ClaimedRow, ClaimPolicy } from "../store/statements/claims";
 import type { Store } from "../store/store";
 
 export interface ProducerOptions {
@@ -16,12 +16,15 @@ export interface ProducerOptions {
   batchSize: number;
   leaseMs: number;
   pollIntervalMs: number;
+  /** How claims choose among due rows; a fair claim goes on where this producer's last one stopped. */
+  policy: ClaimPolicy;
 }
 
 export class Producer {
   private readonly queue: ClaimedRow[] = [];
   private runningCount = 0;
   private stopping = false;
+  private after: ClaimPolicy["after"];
   private readonly loop: Loop;
 
   constructor(
@@ -65,11 +68,22 @@ export class Producer {
     const want = Math.min(batchSize, free);
     let rows: ClaimedRow[];
     try {
-      rows = await this.store.claimDue(want, this.options.workerId, this.options.leaseMs, this.options.types);
+      rows = await this.store.claimDue(
+        want,
+        this.options.workerId,
+        this.options.leaseMs,
+        this.options.types,
+        {
+          ...this.options.policy,
+          after: this.after,
+        },
+      );
     } catch (error) {
       this.logger.error("claim failed; retrying after the poll interval", { error: errorMessage(error) });
       return pollIntervalMs;
     }
+    const last = rows[rows.length - 1];
+    if (last) this.after = { type: last.type, tenantId: last.tenantId };
     this.onClaimed(rows);
     this.queue.push(...rows);
     this.pump();

@@ -2,12 +2,14 @@
 // whose lease expired (their worker died) and batches that are not terminal although none of
 // their children can move any more. Deliveries need no reaping: a relay that dies leaves its
 // claims to expire, and any relay takes them back (see OutboxRelay). What the reaper writes is
-// delivered by the relays (it holds no delivery for itself).
+// delivered by the relays (it holds no delivery for itself). With a retention policy, it also
+// deletes expired history (see Pruner), at the policy's own pace.
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
 import { NO_INLINE, type WrittenEvent } from "../store/statements/outbox";
 import type { Store } from "../store/store";
+import type { PrunedCounts, Pruner } from "./pruner";
 
 export interface ReaperOptions {
   /** Pause between passes. Default 5,000 ms. */
@@ -29,6 +31,8 @@ export interface ReaperPass {
   reaped: number;
   /** Batches given the terminal status their children imply. */
   reconciled: number;
+  /** Rows retention deleted in this pass, when it deleted any. */
+  pruned?: PrunedCounts;
 }
 
 export class Reaper {
@@ -39,11 +43,12 @@ export class Reaper {
     private readonly options: ReaperOptions,
     private readonly logger: Logger,
     private readonly onEvents: (events: WrittenEvent[]) => void,
+    private readonly pruner?: Pruner,
   ) {
     this.loop = new Loop(async () => {
       try {
         const pass = await this.runOnce();
-        return pass.reaped + pass.reconciled > 0 ? 0 : this.options.intervalMs;
+        return pass.reaped + pass.reconciled > 0 || this.pruner?.hasMore ? 0 : this.options.intervalMs;
       } catch (error) {
         this.logger.error("reaper pass failed", { error: errorMessage(error) });
         return this.options.intervalMs;
@@ -65,7 +70,12 @@ export class Reaper {
       this.logger.warn("reconciled batches whose children were all terminal", { count: reconciled.fixed });
     const events = [...reaped.events, ...reconciled.events];
     if (events.length) this.onEvents(events);
-    return { reaped: reaped.changed, reconciled: reconciled.fixed };
+    const pruned = (await this.pruner?.runIfDue())?.pruned;
+    return {
+      reaped: reaped.changed,
+      reconciled: reconciled.fixed,
+      ...(pruned && Object.values(pruned).some((n) => n > 0) ? { pruned } : {}),
+    };
   }
 
   start(): this {

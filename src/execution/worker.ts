@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { ClientConfig } from "pg";
 import type { HandlerOutcome } from "../domain/retry";
+import { OperationsError } from "../errors";
 import type { Logger } from "../logger";
 import type { ClaimedRow } from "../store/statements/claims";
 import type { Inline, WrittenEvent } from "../store/statements/outbox";
@@ -15,6 +16,7 @@ import { executeHandler, HANDED_BACK, type ExecutionConfig } from "./executor";
 import { LeaseLost, OperationCancelled, WorkerShutdown } from "./handlers";
 import { LeaseKeeper } from "./leases";
 import { Listener } from "./listener";
+import { WorkerPresence } from "./presence";
 import { Producer } from "./producer";
 
 export interface WorkerOptions {
@@ -42,6 +44,14 @@ export interface WorkerOptions {
   listen?: ClientConfig | false;
   /** At stop, how long in-flight handlers may take before their signals abort. Default 30 s. */
   shutdownTimeoutMs?: number;
+  /**
+   * Share claims between the tenants (per type) that have due work, round-robin, so that one
+   * tenant's huge batch does not make every other tenant wait behind it; each tenant's rows still
+   * run oldest first, and none waits forever. `false`: strictly oldest due first. Default true.
+   */
+  fair?: boolean;
+  /** A tenant's share of a fair claim, relative to the others' (default 1 each). */
+  tenantWeights?: Readonly<Record<string, number>>;
 }
 
 export interface WorkerDeps {
@@ -96,6 +106,7 @@ export class Worker {
   private readonly producer: Producer;
   private readonly completer: Completer;
   private readonly leases: LeaseKeeper;
+  private readonly presence: WorkerPresence;
   private readonly listener: Listener | undefined;
 
   constructor(
@@ -108,6 +119,14 @@ export class Worker {
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
     const types = Object.keys(deps.execution.handlers);
     if (types.length === 0) throw new Error("createWorker: give at least one handler");
+    for (const [tenant, weight] of Object.entries(options.tenantWeights ?? {})) {
+      if (!(Number.isFinite(weight) && weight > 0)) {
+        throw new OperationsError(
+          "invalid_options",
+          `tenantWeights["${tenant}"] must be a number > 0, got ${weight}`,
+        );
+      }
+    }
     this.producer = new Producer(
       deps.store,
       {
@@ -118,6 +137,14 @@ export class Worker {
         batchSize: options.batchSize ?? concurrency,
         leaseMs: this.leaseMs,
         pollIntervalMs: options.pollIntervalMs ?? 1_000,
+        policy: {
+          fair: options.fair ?? true,
+          weights: options.tenantWeights,
+          limits: types.flatMap((type) => {
+            const limits = deps.execution.types[type]?.concurrency;
+            return limits ? [{ type, ...limits }] : [];
+          }),
+        },
       },
       deps.logger,
       (rows) => this.claimed(rows),
@@ -133,16 +160,23 @@ export class Worker {
         if (transition.events.length) this.track(deps.dispatch(transition.events));
       },
     );
+    const heartbeatMs = options.heartbeatIntervalMs ?? Math.max(50, Math.floor(this.leaseMs / 3));
+    this.presence = new WorkerPresence(
+      deps.store,
+      { id: this.id, hostname: hostname(), pid: process.pid, types, concurrency, heartbeatMs },
+      deps.logger,
+    );
     this.leases = new LeaseKeeper(
       deps.store,
       () => [...this.held.values()].map(({ row }) => row),
       this.leaseMs,
-      options.heartbeatIntervalMs ?? Math.max(50, Math.floor(this.leaseMs / 3)),
+      heartbeatMs,
       deps.logger,
       {
         cancelRequested: (token) => this.held.get(token)?.controller.abort(new OperationCancelled()),
         lost: (token) => this.held.get(token)?.controller.abort(new LeaseLost()),
       },
+      this.presence,
     );
     if (options.listen) {
       this.listener = new Listener({
@@ -172,6 +206,7 @@ export class Worker {
 
   async start(): Promise<this> {
     await this.deps.ready();
+    await this.presence.announce();
     await this.listener?.start();
     this.leases.start();
     this.producer.start();
@@ -196,6 +231,7 @@ export class Worker {
     await this.leases.stop();
     await this.listener?.stop();
     await Promise.all((this.deps.companions ?? []).map((companion) => companion.stop()));
+    await this.presence.stopped();
   }
 
   private claimed(rows: readonly ClaimedRow[]): void {

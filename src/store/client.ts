@@ -18,7 +18,7 @@ export interface TransactionOptions {
 
 /** The models `operations.prisma` adds to a client (their delegates' names). */
 export type ModuleModel =
-  "operationBatch" | "operation" | "outboxEvent" | "outboxSubscriber" | "outboxDelivery";
+  "operationBatch" | "operation" | "outboxEvent" | "outboxSubscriber" | "outboxDelivery" | "operationWorker";
 
 /** Any Prisma 7 client: raw statements and interactive transactions. */
 export interface PrismaClientLike extends Db {
@@ -38,6 +38,7 @@ export interface OperationsPrismaClient extends PrismaClientLike {
   outboxEvent: unknown;
   outboxSubscriber: unknown;
   outboxDelivery: unknown;
+  operationWorker: unknown;
 }
 
 /** The client Prisma passes to an interactive transaction's callback, for client `C`. */

@@ -14,7 +14,7 @@ import * as stats from "./statements/stats";
 import * as submit from "./statements/submit";
 import * as transitions from "./statements/transitions";
 import * as workers from "./statements/workers";
-import type { ClaimedRow } from "./statements/claims";
+import type { ClaimedRow, ClaimPolicy } from "./statements/claims";
 import type {
   BatchListFilter,
   DeadDeliveryRow,
@@ -35,7 +35,7 @@ import type {
   WrittenEvent,
 } from "./statements/outbox";
 import type { ListFilter } from "./statements/reads";
-import type { FinishedCursor, PruneStep } from "./statements/retention";
+import type { EventCursor, FinishedCursor, PruneStep } from "./statements/retention";
 import type { Outcome, Target, TransitionRow } from "./statements/transitions";
 import type { WorkerIdentity, WorkerRow } from "./statements/workers";
 import type { Tables } from "./tables";
@@ -171,13 +171,15 @@ export class Store {
 
   // --- claims and leases --------------------------------------------------------------------------
 
+  /** Claims due rows; `policy` says how to choose among them (default: oldest due first). */
   claimDue(
     limit: number,
     workerId: string,
     leaseMs: number,
     types?: readonly string[],
+    policy?: ClaimPolicy,
   ): Promise<ClaimedRow[]> {
-    return this.query<ClaimedRow>(claims.claimDue(this.tables, limit, workerId, leaseMs, types));
+    return this.query<ClaimedRow>(claims.claimDue(this.tables, limit, workerId, leaseMs, types, policy));
   }
 
   async claimById(ids: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedRow[]> {
@@ -321,17 +323,23 @@ export class Store {
     return finishedStep(await this.one(retention.pruneOperations(this.tables, policy, shortest, after)));
   }
 
-  async pruneEvents(policy: RetentionPolicy, afterId: string | undefined): Promise<PruneStep<string>> {
-    const row = await this.one<{ events: number; scanned: number; reachedEnd: boolean; next: string | null }>(
-      retention.pruneEvents(this.tables, policy, afterId),
-    );
+  async pruneEvents(
+    policy: RetentionPolicy,
+    after: EventCursor | undefined,
+  ): Promise<PruneStep<EventCursor>> {
+    const row = await this.one<{
+      events: number;
+      scanned: number;
+      reachedEnd: boolean;
+      next: { createdAt: string; id: string } | null;
+    }>(retention.pruneEvents(this.tables, policy, after));
     return {
       batches: 0,
       operations: 0,
       events: row?.events ?? 0,
       scanned: row?.scanned ?? 0,
       reachedEnd: row?.reachedEnd ?? true,
-      next: row?.next ?? undefined,
+      next: row?.next ? { createdAt: new Date(row.next.createdAt), id: row.next.id } : undefined,
     };
   }
 

@@ -13,6 +13,7 @@ export interface Tables {
   readonly outbox: Sql;
   readonly subscribers: Sql;
   readonly deliveries: Sql;
+  readonly workers: Sql;
   readonly pickClaimable: Sql;
   readonly pickDueDeliveries: Sql;
   /** Enum types, for casts. */
@@ -48,6 +49,7 @@ export function tablesIn(schema?: string): Tables {
     outbox: name("operation_outbox"),
     subscribers: name("operation_subscribers"),
     deliveries: name("operation_deliveries"),
+    workers: name("operation_workers"),
     pickClaimable: name("operations_pick_claimable"),
     pickDueDeliveries: name("operation_deliveries_pick_due"),
     operationStatus: name("operation_status"),

@@ -50,7 +50,8 @@ export async function countRows(pool: Pool): Promise<RowCounts> {
 
 export async function truncateAll(pool: Pool): Promise<void> {
   await pool.query(
-    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches RESTART IDENTITY`,
+    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches,
+       operation_workers RESTART IDENTITY`,
   );
 }
 

@@ -41,6 +41,10 @@ async function main() {
         }
         return { n: payload.n };
       },
+      limited: async (payload) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return { n: payload.n };
+      },
     },
   });
   await worker.start();

@@ -91,6 +91,21 @@ CREATE TABLE "operation_deliveries" (
     CONSTRAINT "operation_deliveries_pkey" PRIMARY KEY ("event_id","subscriber")
 );
 
+-- CreateTable
+CREATE TABLE "operation_workers" (
+    "id" TEXT NOT NULL,
+    "hostname" TEXT NOT NULL,
+    "pid" INTEGER NOT NULL,
+    "types" TEXT[],
+    "concurrency" INTEGER NOT NULL,
+    "heartbeat_ms" INTEGER NOT NULL,
+    "started_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "seen_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "stopped_at" TIMESTAMPTZ(3),
+
+    CONSTRAINT "operation_workers_pkey" PRIMARY KEY ("id")
+);
+
 -- CreateIndex
 CREATE INDEX "operation_batches_tenant_id_id_idx" ON "operation_batches"("tenant_id", "id");
 
@@ -108,6 +123,9 @@ CREATE INDEX "operations_tenant_id_id_idx" ON "operations"("tenant_id", "id");
 
 -- CreateIndex
 CREATE INDEX "operation_outbox_aggregate_id_idx" ON "operation_outbox"("aggregate_id");
+
+-- CreateIndex
+CREATE INDEX "operation_outbox_created_at_id_idx" ON "operation_outbox"("created_at", "id");
 
 -- AddForeignKey
 ALTER TABLE "operations" ADD CONSTRAINT "operations_batch_id_tenant_id_fkey" FOREIGN KEY ("batch_id", "tenant_id") REFERENCES "operation_batches"("id", "tenant_id") ON DELETE CASCADE ON UPDATE CASCADE;
@@ -192,8 +210,10 @@ CREATE CONSTRAINT TRIGGER "operation_batches_children_complete"
 CREATE UNIQUE INDEX "operations_tenant_id_idempotency_key_key" ON "operations" ("tenant_id", "idempotency_key")
   WHERE "idempotency_key" IS NOT NULL;
 
--- Claim path: pending operations in due order. Parents are in another table and never appear here.
-CREATE INDEX "operations_claimable_idx" ON "operations" ("run_at", "id") WHERE "status" = 'pending';
+-- Claim path: pending operations per queue — a (type, tenant) pair — in due order. A claim finds
+-- the next queue with one probe and takes a queue's oldest due rows with one ordered scan. Parents
+-- are in another table and never appear here.
+CREATE INDEX "operations_queue_idx" ON "operations" ("type", "tenant_id", "run_at", "id") WHERE "status" = 'pending';
 
 -- Lease expiry: processing rows by lease end, for the reaper.
 CREATE INDEX "operations_lease_idx" ON "operations" ("locked_until") WHERE "status" = 'processing';
@@ -208,6 +228,15 @@ CREATE INDEX "operation_deliveries_due_idx" ON "operation_deliveries" ("subscrib
 CREATE INDEX "operation_deliveries_dead_idx" ON "operation_deliveries" ("subscriber", "event_id")
   WHERE "dead_at" IS NOT NULL;
 
+-- Finished rows in the order they finished. The dashboard's last hour of throughput reads a short
+-- range of the first; retention walks the batches' and the standalone operations' (children go
+-- with their batch) from the oldest, a bounded window at a time, without reading what it keeps.
+CREATE INDEX "operations_finished_idx" ON "operations" ("finished_at") WHERE "finished_at" IS NOT NULL;
+CREATE INDEX "operations_standalone_finished_idx" ON "operations" ("finished_at", "id")
+  WHERE "finished_at" IS NOT NULL AND "batch_id" IS NULL;
+CREATE INDEX "operation_batches_finished_idx" ON "operation_batches" ("finished_at", "id")
+  WHERE "finished_at" IS NOT NULL;
+
 -- The claim and relay queries pick the oldest due rows through their partial indexes and stop
 -- after a few. Queue tables churn faster than autovacuum analyzes them: right after a large submit
 -- the planner still believes the table nearly empty, prefers a bitmap scan, and sorts every due
@@ -218,20 +247,192 @@ CREATE INDEX "operation_deliveries_dead_idx" ON "operation_deliveries" ("subscri
 -- the calling statement that a pick is a handful of rows, not the default 1,000 (with 1,000 it
 -- joined the picked ids to the table by scanning all of it: 12 ms per claim at 20,000 rows).
 
-CREATE FUNCTION "operations_pick_claimable"(max_rows integer, only_types text[])
-RETURNS TABLE (picked_id uuid)
+-- The claim's pick. Due rows are grouped in queues, one per (type, tenant). A fair pick shares the
+-- rows wanted between the queues with due work, round-robin from where the claimer's previous pick
+-- stopped (weighted per tenant), each queue oldest first: one tenant's huge backlog no longer makes
+-- every other tenant wait behind it, and every queue is served within a bounded number of claims.
+-- A FIFO pick serves the queues oldest first. Either way the cost is one index probe per queue
+-- looked at (at most one per row wanted, when fair) plus one ordered scan per queue served: it
+-- grows with the rows claimed, not with the backlog. Concurrency limits (per type, and per type and
+-- tenant) hold across every process: the claims of a limited type take a transaction-scoped
+-- advisory lock, then count what runs — each statement of this function sees what committed
+-- before it started — so two claims never both take the last slot, and a reaped lease frees one.
+CREATE FUNCTION "operations_pick_claimable"(
+  max_rows integer,
+  only_types text[],
+  fair boolean,
+  after_type text,
+  after_tenant text,
+  limit_types text[],
+  type_limits integer[],
+  tenant_limits integer[],
+  tenant_weights jsonb
+)
+RETURNS TABLE (picked_id uuid, pick_order integer)
 LANGUAGE plpgsql VOLATILE
 ROWS 16
 SET enable_bitmapscan = off
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+  types text[];
+  t text;
+  x text;
+  first_pass integer;
+  pass integer;
+  passes integer;
+  partial boolean;
+  found_tenant text;
+  found_oldest timestamptz;
+  q_type text[] := '{}';
+  q_tenant text[] := '{}';
+  q_oldest timestamptz[] := '{}';
+  q_cap integer[] := '{}';
+  q_weight numeric[] := '{}';
+  running_type jsonb := '{}';
+  running_pair jsonb := '{}';
+  type_room jsonb := '{}';
+  lim integer;
+  room integer;
+  remaining integer := max_rows;
+  weight_left numeric := 0;
+  share integer;
+  taken integer;
+  ord integer := 0;
+  round_taken integer;
+  picked uuid[] := '{}';
+  i integer;
+  id uuid;
 BEGIN
-  RETURN QUERY
-    SELECT o.id FROM "operations" o
-    WHERE o.status = 'pending' AND o.run_at <= now() AND (only_types IS NULL OR o.type = ANY (only_types))
-    ORDER BY o.run_at, o.id
-    LIMIT max_rows
-    FOR UPDATE SKIP LOCKED;
+  IF max_rows <= 0 THEN RETURN; END IF;
+  -- The queues are (type, tenant) pairs. The worker's types, in order; every type with pending rows otherwise.
+  IF only_types IS NOT NULL THEN
+    SELECT array_agg(DISTINCT u ORDER BY u) INTO types FROM unnest(only_types) u;
+  ELSE
+    types := '{}';
+    t := NULL;
+    SELECT min(o.type) INTO t FROM operations o WHERE o.status = 'pending';
+    WHILE t IS NOT NULL LOOP
+      types := types || t;
+      SELECT min(o.type) INTO t FROM operations o WHERE o.status = 'pending' AND o.type > t;
+    END LOOP;
+  END IF;
+  IF cardinality(types) IS NULL OR cardinality(types) = 0 THEN RETURN; END IF;
+
+  -- Concurrency limits: claims of a limited type are serialized across every process (the lock
+  -- holds until this claim commits), and what runs now is counted after taking it.
+  IF limit_types IS NOT NULL AND cardinality(limit_types) > 0 THEN
+    FOR t IN SELECT u FROM unnest(limit_types) u WHERE u = ANY (types) ORDER BY u LOOP
+      PERFORM pg_advisory_xact_lock(hashtextextended('prisma_operations:concurrency:' || t, 0));
+    END LOOP;
+    SELECT COALESCE(jsonb_object_agg(s.type, s.n), '{}') INTO running_type
+    FROM (SELECT o.type, count(*) AS n FROM operations o
+          WHERE o.status = 'processing' AND o.type = ANY (limit_types) GROUP BY o.type) s;
+    SELECT COALESCE(jsonb_object_agg(jsonb_build_array(s.type, s.tenant_id)::text, s.n), '{}') INTO running_pair
+    FROM (SELECT o.type, o.tenant_id, count(*) AS n FROM operations o
+          WHERE o.status = 'processing' AND o.type = ANY (limit_types) GROUP BY o.type, o.tenant_id) s;
+    FOR i IN 1 .. cardinality(limit_types) LOOP
+      IF type_limits[i] IS NOT NULL THEN
+        type_room := type_room || jsonb_build_object(limit_types[i],
+          GREATEST(type_limits[i] - COALESCE((running_type ->> limit_types[i])::int, 0), 0));
+      END IF;
+    END LOOP;
+  END IF;
+
+  -- Find the queues with due work: fair, the next ones after the cursor (wrapping round), at most
+  -- one per row wanted; FIFO, all of them (to be served oldest first). One index probe per queue.
+  first_pass := 1;
+  IF fair AND after_type IS NOT NULL THEN
+    first_pass := cardinality(types) + 1;
+    FOR i IN 1 .. cardinality(types) LOOP
+      IF types[i] >= after_type THEN first_pass := i; EXIT; END IF;
+    END LOOP;
+    IF first_pass > cardinality(types) THEN first_pass := 1; END IF;
+  END IF;
+  partial := fair AND after_type IS NOT NULL AND types[first_pass] = after_type;
+  passes := cardinality(types) + CASE WHEN partial THEN 1 ELSE 0 END;
+  <<queues>>
+  FOR pass IN 0 .. passes - 1 LOOP
+    t := types[((first_pass - 1 + pass) % cardinality(types)) + 1];
+    CONTINUE WHEN (type_room ->> t)::int = 0;
+    x := CASE WHEN partial AND pass = 0 THEN after_tenant END;
+    LOOP
+      -- The next tenant of this type with pending rows, and its oldest one: one probe of the
+      -- queue index. (Two statements rather than "x IS NULL OR …", which no index can serve.)
+      IF x IS NULL THEN
+        SELECT o.tenant_id, o.run_at INTO found_tenant, found_oldest FROM operations o
+        WHERE o.type = t AND o.status = 'pending'
+        ORDER BY o.tenant_id, o.run_at LIMIT 1;
+      ELSE
+        SELECT o.tenant_id, o.run_at INTO found_tenant, found_oldest FROM operations o
+        WHERE o.type = t AND o.status = 'pending' AND o.tenant_id > x
+        ORDER BY o.tenant_id, o.run_at LIMIT 1;
+      END IF;
+      EXIT WHEN NOT FOUND;
+      x := found_tenant;
+      -- the last pass comes back to the cursor's type, for the tenants up to the cursor
+      EXIT WHEN partial AND pass = passes - 1 AND x > after_tenant;
+      CONTINUE WHEN found_oldest > now();
+      lim := tenant_limits[array_position(limit_types, t)];
+      room := CASE WHEN lim IS NULL THEN max_rows
+                   ELSE GREATEST(lim - COALESCE((running_pair ->> jsonb_build_array(t, x)::text)::int, 0), 0) END;
+      CONTINUE WHEN room = 0;
+      q_type := q_type || t;
+      q_tenant := q_tenant || x;
+      q_oldest := q_oldest || found_oldest;
+      q_cap := q_cap || room;
+      q_weight := q_weight || COALESCE((tenant_weights ->> x)::numeric, 1);
+      EXIT queues WHEN fair AND cardinality(q_type) >= max_rows;
+    END LOOP;
+  END LOOP;
+  IF cardinality(q_type) = 0 THEN RETURN; END IF;
+
+  -- Serve them: fair, in rotation, each its share of what is left (by weight); FIFO, oldest first.
+  IF NOT fair THEN
+    SELECT array_agg(q.ty ORDER BY q.oldest), array_agg(q.te ORDER BY q.oldest), array_agg(q.cap ORDER BY q.oldest),
+           array_agg(q.w ORDER BY q.oldest)
+    INTO q_type, q_tenant, q_cap, q_weight
+    FROM unnest(q_type, q_tenant, q_oldest, q_cap, q_weight) AS q(ty, te, oldest, cap, w);
+  END IF;
+  -- Rounds: a queue that gave less than its share is done; what it left goes to the others.
+  LOOP
+    SELECT COALESCE(sum(q.w), 0) INTO weight_left FROM unnest(q_weight, q_cap) AS q(w, cap) WHERE q.cap > 0;
+    EXIT WHEN remaining <= 0 OR weight_left = 0;
+    round_taken := 0;
+    FOR i IN 1 .. cardinality(q_type) LOOP
+      EXIT WHEN remaining <= 0;
+      CONTINUE WHEN q_cap[i] <= 0;
+      t := q_type[i];
+      share := CASE WHEN fair THEN ceil(remaining * q_weight[i] / weight_left)::int ELSE remaining END;
+      share := LEAST(share, q_cap[i], COALESCE((type_room ->> t)::int, remaining), remaining);
+      weight_left := weight_left - q_weight[i];
+      CONTINUE WHEN share <= 0;
+      taken := 0;
+      FOR id IN
+        SELECT o.id FROM operations o
+        WHERE o.type = t AND o.tenant_id = q_tenant[i] AND o.status = 'pending' AND o.run_at <= now()
+          AND NOT (o.id = ANY (picked))
+        ORDER BY o.run_at, o.id
+        LIMIT share
+        FOR UPDATE SKIP LOCKED
+      LOOP
+        ord := ord + 1;
+        picked := picked || id;
+        picked_id := id;
+        pick_order := ord;
+        RETURN NEXT;
+        taken := taken + 1;
+      END LOOP;
+      remaining := remaining - taken;
+      round_taken := round_taken + taken;
+      -- gave less than asked: nothing more is due there (or it is locked by others)
+      q_cap[i] := CASE WHEN taken < share THEN 0 ELSE q_cap[i] - taken END;
+      IF type_room ? t THEN
+        type_room := jsonb_set(type_room, ARRAY[t], to_jsonb((type_room ->> t)::int - taken));
+      END IF;
+    END LOOP;
+    EXIT WHEN round_taken = 0;
+  END LOOP;
 END
 $$;
 

@@ -14,7 +14,26 @@ export interface ClaimedRow {
   maxAttempts: number;
   /** Names this claim: its outcome, heartbeats and hand-back count only while the row still has it. */
   lockToken: string;
+  /** Its place in the claim (1 first): rows are handed to slots in this order. */
+  pickOrder: number;
 }
+
+/** How a claim chooses among due rows. */
+export interface ClaimPolicy {
+  /**
+   * Share the claim between the (type, tenant) queues that have due rows, round-robin (weighted),
+   * each queue oldest first; otherwise oldest due first across queues (FIFO).
+   */
+  fair: boolean;
+  /** Where this claimer's previous fair claim stopped: it goes on after that queue. */
+  after?: { type: string; tenantId: string };
+  /** Running limits per type, enforced across every process. */
+  limits?: readonly { type: string; total?: number; perTenant?: number }[];
+  /** A tenant's weight in a fair claim (default 1): its share is proportional to it. */
+  weights?: Readonly<Record<string, number>>;
+}
+
+export const FIFO: ClaimPolicy = { fair: false };
 
 /**
  * Marks the picked rows processing under a lease held by `workerId` with a new claim token,
@@ -31,18 +50,20 @@ function claim(t: Tables, picked: Sql, workerId: string, leaseMs: number): Sql {
       FROM picked
       WHERE o.id = picked.picked_id AND o.status = 'pending'
       RETURNING o.id::text AS "id", o.tenant_id AS "tenantId", o.batch_id::text AS "batchId", o.type,
-        o.payload, o.attempts, o.max_attempts AS "maxAttempts", o.lock_token::text AS "lockToken"
+        o.payload, o.attempts, o.max_attempts AS "maxAttempts", o.lock_token::text AS "lockToken",
+        picked.pick_order AS "pickOrder"
     ), started AS (
       UPDATE ${t.batches} b
       SET status = 'processing', started_at = COALESCE(b.started_at, now()), updated_at = now()
       WHERE b.id IN (SELECT "batchId"::uuid FROM claimed) AND b.status = 'pending'
     )
-    SELECT * FROM claimed ORDER BY id`;
+    SELECT * FROM claimed ORDER BY "pickOrder"`;
 }
 
 /**
- * The claim query: up to `limit` due, pending operations (of `types`, when given), oldest due
- * first. It reads the operations table only — a batch (parent) cannot be returned, in any state.
+ * The claim query: up to `limit` due, pending operations (of `types`, when given), chosen by
+ * `policy` (see the pick function in the migration). It reads the operations table only — a batch
+ * (parent) cannot be returned, in any state.
  */
 export function claimDue(
   t: Tables,
@@ -50,11 +71,15 @@ export function claimDue(
   workerId: string,
   leaseMs: number,
   types?: readonly string[],
+  policy: ClaimPolicy = FIFO,
 ): Sql {
-  // The pick runs with bitmap scans off (see the migration's comment on the function for why).
+  const limits = policy.limits ?? [];
   return claim(
     t,
-    sql`SELECT picked_id FROM ${t.pickClaimable}(${limit}::int, ${types ?? null}::text[])`,
+    sql`SELECT picked_id, pick_order FROM ${t.pickClaimable}(${limit}::int, ${types ?? null}::text[],
+          ${policy.fair}::boolean, ${policy.after?.type ?? null}::text, ${policy.after?.tenantId ?? null}::text,
+          ${limits.map((l) => l.type)}::text[], ${limits.map((l) => l.total ?? null)}::int[],
+          ${limits.map((l) => l.perTenant ?? null)}::int[], ${policy.weights ? JSON.stringify(policy.weights) : null}::jsonb)`,
     workerId,
     leaseMs,
   );
@@ -65,10 +90,11 @@ export function claimById(t: Tables, ids: readonly string[], workerId: string, l
   return claim(
     t,
     sql`
-      SELECT id AS picked_id FROM ${t.operations}
-      WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
-      ORDER BY id
-      FOR UPDATE SKIP LOCKED`,
+      SELECT picked_id, (row_number() OVER (ORDER BY picked_id))::int AS pick_order
+      FROM (SELECT id AS picked_id FROM ${t.operations}
+            WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
+            ORDER BY id
+            FOR UPDATE SKIP LOCKED) locked`,
     workerId,
     leaseMs,
   );
