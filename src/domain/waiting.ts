@@ -12,6 +12,8 @@ export type WaitingCode =
   | "backing_off"
   /** Pending and due for less than the stall threshold: a worker should take it any moment. */
   | "due"
+  /** Due, but its type (or its tenant of that type) runs as many as its concurrency limit allows. */
+  | "waiting_for_slot"
   /** Due for longer than the threshold, and every live worker of its type is busy. */
   | "workers_busy"
   /** Due for longer than the threshold, and no live worker handles its type. */
@@ -61,6 +63,45 @@ export interface WaitingContext {
   workers: readonly WorkerSeen[];
   /** How long a due row may wait before it counts as unclaimed. Default 30 s. */
   stallAfterMs?: number;
+  /** The types' concurrency limits and what runs now, for "waiting for a slot". */
+  slots?: SlotState;
+}
+
+/** Concurrency limits (`defineOperationType({ concurrency })`) and the rows running now. */
+export interface SlotState {
+  limits: Readonly<Record<string, { total?: number; perTenant?: number } | undefined>>;
+  /** Running per type. */
+  runningByType: ReadonlyMap<string, number>;
+  /** Running per type and tenant, keyed by `queueKey(type, tenantId)`. */
+  runningByQueue: ReadonlyMap<string, number>;
+}
+
+/** The key of a (type, tenant) queue in {@link SlotState.runningByQueue}. */
+export function queueKey(type: string, tenantId: string): string {
+  return JSON.stringify([type, tenantId]);
+}
+
+/** Which limit keeps due rows of this queue waiting, if one does. */
+function slotReason(type: string, tenantId: string, ctx: WaitingContext): WaitingReason | null {
+  const limits = ctx.slots?.limits[type];
+  if (!limits || !ctx.slots) return null;
+  const running = ctx.slots.runningByType.get(type) ?? 0;
+  if (limits.total !== undefined && running >= limits.total) {
+    return {
+      code: "waiting_for_slot",
+      severity: "wait",
+      text: `Waiting for a slot: "${type}" runs at most ${limits.total} at once (limit per type), and ${running} are running.`,
+    };
+  }
+  const ofTenant = ctx.slots.runningByQueue.get(queueKey(type, tenantId)) ?? 0;
+  if (limits.perTenant !== undefined && ofTenant >= limits.perTenant) {
+    return {
+      code: "waiting_for_slot",
+      severity: "wait",
+      text: `Waiting for a slot: "${type}" runs at most ${limits.perTenant} at once for tenant ${tenantId} (limit per tenant), and ${ofTenant} are running.`,
+    };
+  }
+  return null;
 }
 
 /** The batch an operation belongs to, as far as the rules need it. */
@@ -74,6 +115,7 @@ export interface BatchOfOperation {
 /** The fields of an operation the rules read. */
 export interface WaitingOperation {
   type: string;
+  tenantId: string;
   status: OperationStatus;
   attempts: number;
   maxAttempts: number;
@@ -141,7 +183,15 @@ function capacity(type: string, ctx: WaitingContext): { live: number; busy: bool
  * The reason for `count` rows of `type` due since `dueSince`: moments ago, a wait for busy
  * workers, or stuck because nobody takes them.
  */
-function dueReason(type: string, count: number, dueSince: Date, ctx: WaitingContext): WaitingReason {
+function dueReason(
+  type: string,
+  tenantId: string,
+  count: number,
+  dueSince: Date,
+  ctx: WaitingContext,
+): WaitingReason {
+  const slot = slotReason(type, tenantId, ctx);
+  if (slot) return slot;
   const waited = Math.max(0, ctx.now.getTime() - dueSince.getTime());
   const stallAfter = ctx.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
   const { live, busy } = capacity(type, ctx);
@@ -256,12 +306,13 @@ export function operationWaitingReason(
     }
     return { code: "scheduled", severity: "wait", text: `Due at ${when(op.runAt, now)}.`, until: op.runAt };
   }
-  return dueReason(op.type, 1, op.runAt, ctx);
+  return dueReason(op.type, op.tenantId, 1, op.runAt, ctx);
 }
 
 /** A batch in flight, as counted from its unfinished children. */
 export interface WaitingBatch {
   type: string;
+  tenantId: string;
   status: OperationStatus;
   /** When the batch was cancelled, if it was. */
   cancelledAt: Date | null;
@@ -304,7 +355,7 @@ export function batchWaitingReason(batch: WaitingBatch, ctx: WaitingContext): Wa
     add({ code: "running", severity: "ok", text: `${batch.running} running${stopping}` });
   }
   if (batch.due > 0 && batch.oldestDueAt) {
-    const due = dueReason(batch.type, batch.due, batch.oldestDueAt, ctx);
+    const due = dueReason(batch.type, batch.tenantId, batch.due, batch.oldestDueAt, ctx);
     const counted = due.text.startsWith("Due ")
       ? `${batch.due} ${lowerFirst(due.text)}` // "3 due since …", "3 due for …"
       : `${batch.due} due: ${lowerFirst(due.text)}`;
@@ -334,12 +385,12 @@ export function batchWaitingReason(batch: WaitingBatch, ctx: WaitingContext): Wa
 
 /** One queue (a type and tenant): why its due rows have not been taken, when they have waited; else null. */
 export function queueWaitingReason(
-  queue: { type: string; claimable: number; oldestClaimableAgeSeconds: number },
+  queue: { type: string; tenantId: string; claimable: number; oldestClaimableAgeSeconds: number },
   ctx: WaitingContext,
 ): WaitingReason | null {
   if (queue.claimable === 0) return null;
   const dueSince = new Date(ctx.now.getTime() - queue.oldestClaimableAgeSeconds * 1000);
-  return dueReason(queue.type, queue.claimable, dueSince, ctx);
+  return dueReason(queue.type, queue.tenantId, queue.claimable, dueSince, ctx);
 }
 
 function lowerFirst(text: string): string {

@@ -1,4 +1,5 @@
 import {
+  queueKey,
   batchWaitingReason,
   formatClock,
   formatDuration,
@@ -30,6 +31,7 @@ function worker(overrides: Partial<WorkerSeen> = {}): WorkerSeen {
 function op(overrides: Partial<WaitingOperation> = {}): WaitingOperation {
   return {
     type: "documents.ingest",
+    tenantId: "acme",
     status: "pending",
     attempts: 0,
     maxAttempts: 3,
@@ -194,6 +196,7 @@ describe("operationWaitingReason", () => {
 describe("batchWaitingReason", () => {
   const batch = (overrides: Partial<WaitingBatch> = {}): WaitingBatch => ({
     type: "documents.ingest",
+    tenantId: "acme",
     status: "processing",
     cancelledAt: null,
     due: 0,
@@ -247,10 +250,48 @@ describe("batchWaitingReason", () => {
 
 describe("queueWaitingReason", () => {
   it("is null for a queue with nothing due, and the due rule otherwise", () => {
-    expect(queueWaitingReason({ type: "t", claimable: 0, oldestClaimableAgeSeconds: 0 }, ctx())).toBeNull();
     expect(
-      queueWaitingReason({ type: "documents.ingest", claimable: 12, oldestClaimableAgeSeconds: 95 }, ctx([])),
+      queueWaitingReason({ type: "t", tenantId: "acme", claimable: 0, oldestClaimableAgeSeconds: 0 }, ctx()),
+    ).toBeNull();
+    expect(
+      queueWaitingReason(
+        { type: "documents.ingest", tenantId: "acme", claimable: 12, oldestClaimableAgeSeconds: 95 },
+        ctx([]),
+      ),
     ).toMatchObject({ code: "no_worker", text: expect.stringContaining("these 12 due rows for 1 min 35 s") });
+  });
+});
+
+describe("waiting for a slot (concurrency limits)", () => {
+  const slots = (running: [string, number][]) => ({
+    ...ctx(),
+    slots: {
+      limits: { "documents.ingest": { total: 5, perTenant: 2 } },
+      runningByType: new Map([["documents.ingest", running.reduce((sum, [, n]) => sum + n, 0)]]),
+      runningByQueue: new Map(running.map(([tenant, n]) => [queueKey("documents.ingest", tenant), n])),
+    },
+  });
+
+  it("names the per-type limit when the type runs as many as it may", () => {
+    expect(
+      operationWaitingReason(
+        op(),
+        slots([
+          ["acme", 2],
+          ["globex", 3],
+        ]),
+      ),
+    ).toMatchObject({
+      code: "waiting_for_slot",
+      severity: "wait",
+      text: expect.stringContaining("runs at most 5 at once (limit per type), and 5 are running"),
+    });
+  });
+
+  it("names the per-tenant limit when this tenant runs as many as it may, and not for another tenant", () => {
+    const context = slots([["acme", 2]]);
+    expect(operationWaitingReason(op(), context)?.text).toContain("at most 2 at once for tenant acme");
+    expect(operationWaitingReason(op({ tenantId: "globex" }), context)?.code).toBe("due");
   });
 });
 

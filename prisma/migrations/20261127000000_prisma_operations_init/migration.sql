@@ -287,6 +287,12 @@ DECLARE
   q_type text[] := '{}';
   q_tenant text[] := '{}';
   q_oldest timestamptz[] := '{}';
+  q_head uuid[] := '{}';
+  found_id uuid;
+  best integer;
+  second integer;
+  head_at timestamptz;
+  head_id uuid;
   q_cap integer[] := '{}';
   q_weight numeric[] := '{}';
   running_type jsonb := '{}';
@@ -360,13 +366,13 @@ BEGIN
       -- The next tenant of this type with pending rows, and its oldest one: one probe of the
       -- queue index. (Two statements rather than "x IS NULL OR …", which no index can serve.)
       IF x IS NULL THEN
-        SELECT o.tenant_id, o.run_at INTO found_tenant, found_oldest FROM operations o
+        SELECT o.tenant_id, o.run_at, o.id INTO found_tenant, found_oldest, found_id FROM operations o
         WHERE o.type = t AND o.status = 'pending'
-        ORDER BY o.tenant_id, o.run_at LIMIT 1;
+        ORDER BY o.tenant_id, o.run_at, o.id LIMIT 1;
       ELSE
-        SELECT o.tenant_id, o.run_at INTO found_tenant, found_oldest FROM operations o
+        SELECT o.tenant_id, o.run_at, o.id INTO found_tenant, found_oldest, found_id FROM operations o
         WHERE o.type = t AND o.status = 'pending' AND o.tenant_id > x
-        ORDER BY o.tenant_id, o.run_at LIMIT 1;
+        ORDER BY o.tenant_id, o.run_at, o.id LIMIT 1;
       END IF;
       EXIT WHEN NOT FOUND;
       x := found_tenant;
@@ -380,6 +386,7 @@ BEGIN
       q_type := q_type || t;
       q_tenant := q_tenant || x;
       q_oldest := q_oldest || found_oldest;
+      q_head := q_head || found_id;
       q_cap := q_cap || room;
       q_weight := q_weight || COALESCE((tenant_weights ->> x)::numeric, 1);
       EXIT queues WHEN fair AND cardinality(q_type) >= max_rows;
@@ -387,13 +394,71 @@ BEGIN
   END LOOP;
   IF cardinality(q_type) = 0 THEN RETURN; END IF;
 
-  -- Serve them: fair, in rotation, each its share of what is left (by weight); FIFO, oldest first.
+  -- FIFO: a merge of the queues by their oldest due row. The queue with the oldest head gives its
+  -- rows up to the runner-up's head in one ordered scan; then the heads are compared again.
   IF NOT fair THEN
-    SELECT array_agg(q.ty ORDER BY q.oldest), array_agg(q.te ORDER BY q.oldest), array_agg(q.cap ORDER BY q.oldest),
-           array_agg(q.w ORDER BY q.oldest)
-    INTO q_type, q_tenant, q_cap, q_weight
-    FROM unnest(q_type, q_tenant, q_oldest, q_cap, q_weight) AS q(ty, te, oldest, cap, w);
+    LOOP
+      EXIT WHEN remaining <= 0;
+      best := NULL;
+      second := NULL;
+      FOR i IN 1 .. cardinality(q_type) LOOP
+        CONTINUE WHEN q_cap[i] <= 0;
+        IF best IS NULL OR (q_oldest[i], q_head[i]) < (q_oldest[best], q_head[best]) THEN
+          second := best;
+          best := i;
+        ELSIF second IS NULL OR (q_oldest[i], q_head[i]) < (q_oldest[second], q_head[second]) THEN
+          second := i;
+        END IF;
+      END LOOP;
+      EXIT WHEN best IS NULL;
+      t := q_type[best];
+      share := LEAST(remaining, q_cap[best], COALESCE((type_room ->> t)::int, remaining));
+      IF share <= 0 THEN
+        q_cap[best] := 0;
+        CONTINUE;
+      END IF;
+      taken := 0;
+      FOR id IN
+        SELECT o.id FROM operations o
+        WHERE o.type = t AND o.tenant_id = q_tenant[best] AND o.status = 'pending' AND o.run_at <= now()
+          AND NOT (o.id = ANY (picked))
+          AND (o.run_at, o.id) <= (COALESCE(q_oldest[second], 'infinity'), COALESCE(q_head[second], 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+        ORDER BY o.run_at, o.id
+        LIMIT share
+        FOR UPDATE SKIP LOCKED
+      LOOP
+        ord := ord + 1;
+        picked := picked || id;
+        picked_id := id;
+        pick_order := ord;
+        RETURN NEXT;
+        taken := taken + 1;
+      END LOOP;
+      remaining := remaining - taken;
+      q_cap[best] := q_cap[best] - taken;
+      IF type_room ? t THEN
+        type_room := jsonb_set(type_room, ARRAY[t], to_jsonb((type_room ->> t)::int - taken));
+      END IF;
+      -- Nothing taken (its head is held by another claimer): leave the queue for this pick.
+      IF taken = 0 THEN
+        q_cap[best] := 0;
+        CONTINUE;
+      END IF;
+      SELECT o.run_at, o.id INTO head_at, head_id FROM operations o
+      WHERE o.type = t AND o.tenant_id = q_tenant[best] AND o.status = 'pending' AND o.run_at <= now()
+        AND NOT (o.id = ANY (picked))
+      ORDER BY o.run_at, o.id LIMIT 1;
+      IF NOT FOUND THEN
+        q_cap[best] := 0;
+      ELSE
+        q_oldest[best] := head_at;
+        q_head[best] := head_id;
+      END IF;
+    END LOOP;
+    RETURN;
   END IF;
+
+  -- Fair: in rotation, each queue its share of what is left (by weight).
   -- Rounds: a queue that gave less than its share is done; what it left goes to the others.
   LOOP
     SELECT COALESCE(sum(q.w), 0) INTO weight_left FROM unnest(q_weight, q_cap) AS q(w, cap) WHERE q.cap > 0;
@@ -403,7 +468,7 @@ BEGIN
       EXIT WHEN remaining <= 0;
       CONTINUE WHEN q_cap[i] <= 0;
       t := q_type[i];
-      share := CASE WHEN fair THEN ceil(remaining * q_weight[i] / weight_left)::int ELSE remaining END;
+      share := ceil(remaining * q_weight[i] / weight_left)::int;
       share := LEAST(share, q_cap[i], COALESCE((type_room ->> t)::int, remaining), remaining);
       weight_left := weight_left - q_weight[i];
       CONTINUE WHEN share <= 0;

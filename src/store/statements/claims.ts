@@ -106,10 +106,19 @@ export function heartbeat(
   claims: readonly { id: string; lockToken: string }[],
   leaseMs: number,
 ): Sql {
+  // Rows locked in id order first, as every multi-row statement locks operations (no deadlock
+  // with a cancel of the same batch).
   return sql`
     UPDATE ${t.operations} o
     SET locked_until = now() + ${milliseconds(leaseMs)}
-    FROM unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)
-    WHERE o.id = u.id AND o.lock_token = u.token AND o.status = 'processing'
+    FROM (
+      SELECT c.id, u.token FROM ${t.operations} c
+      JOIN unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)
+        ON u.id = c.id
+      WHERE c.lock_token = u.token AND c.status = 'processing'
+      ORDER BY c.id
+      FOR UPDATE OF c
+    ) p
+    WHERE o.id = p.id AND o.lock_token = p.token AND o.status = 'processing'
     RETURNING o.lock_token::text AS "lockToken", o.cancel_requested_at IS NOT NULL AS "cancelRequested"`;
 }

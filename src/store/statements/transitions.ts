@@ -32,6 +32,13 @@ interface Move {
   limit?: number;
   /** Skip rows another transaction holds (the reaper) rather than wait for them. */
   skipLocked?: boolean;
+  /**
+   * Rows to lock before any other, in id order: a move that may cascade (fail_fast) locks every
+   * unfinished child of the batches it may cascade into first, so that it takes those locks in the
+   * same order as a cancel of the batch, or another child failing at the same moment, and never
+   * waits for one of them while holding another (a deadlock).
+   */
+  prelock?: Sql;
   /** Assignments over `o` (the row as it is) and the carried columns of `p`. */
   set: Sql;
   /** The event topic of a moved row, over `o` as updated; NULL for no event. */
@@ -59,6 +66,7 @@ function move(t: Tables, m: Move): Sql {
       SELECT c.id ${m.carry ?? sql``}
       FROM ${t.operations} c ${m.join ?? sql``}
       WHERE (${m.where}) AND c.status IN ${from}
+        ${m.prelock ? sql`AND (SELECT count(*) FROM (${m.prelock} ORDER BY pl.id FOR UPDATE OF pl) locked_first) >= 0` : sql``}
       ORDER BY ${m.order ?? sql`c.id`}
       ${m.limit === undefined ? sql`` : sql`LIMIT ${m.limit}`}
       FOR UPDATE OF c ${m.skipLocked ? sql`SKIP LOCKED` : sql``}
@@ -217,6 +225,15 @@ function transition(
            ${woke}`;
 }
 
+/** The unfinished children (`pl`) of the fail_fast batches of the rows `failing` selects (as `f`). */
+function unfinishedOfFailFastBatches(t: Tables, failing: Sql): Sql {
+  return sql`
+    SELECT pl.id FROM ${t.operations} pl
+    WHERE pl.status IN ('pending', 'processing') AND pl.batch_id IN (
+      SELECT f.batch_id FROM ${t.operations} f JOIN ${t.batches} b ON b.id = f.batch_id
+      WHERE b.failure_policy = 'fail_fast' AND ${failing})`;
+}
+
 /** How a worker ends its claim on an operation. */
 export type Finish =
   | { to: "completed"; result: unknown }
@@ -240,6 +257,7 @@ export interface Outcome {
  * plan, one round trip and one update of each batch row, however many of its children finished.
  */
 export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline: Inline): Sql {
+  const failing = outcomes.filter((outcome) => outcome.finish.to === "failed").map((outcome) => outcome.id);
   const column = <T>(pick: (finish: Finish) => T) => outcomes.map((outcome) => pick(outcome.finish));
   const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value ?? null));
   return transition(
@@ -257,6 +275,9 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
       from: ["processing"],
       carry: sql`, u.token, u.target, u.result, u.error, u.delay_s, u.refund`,
       guard: sql`o.lock_token = p.token`,
+      prelock: failing.length
+        ? unfinishedOfFailFastBatches(t, sql`f.id = ANY(${failing}::uuid[])`)
+        : undefined,
       set: sql`
         status = (CASE WHEN p.target = 'completed' THEN 'completed'
                        WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -273,7 +294,7 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
       topic: TERMINAL_TOPIC,
     },
     inline,
-    { canFail: outcomes.some((outcome) => outcome.finish.to === "failed") },
+    { canFail: failing.length > 0 },
   );
 }
 
@@ -288,6 +309,11 @@ export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql
       where: sql`c.locked_until < now()`,
       from: ["processing"],
       guard: sql`o.locked_until < now()`,
+      prelock: unfinishedOfFailFastBatches(
+        t,
+        sql`f.status = 'processing' AND f.locked_until < now() AND f.attempts >= f.max_attempts
+            AND f.cancel_requested_at IS NULL`,
+      ),
       order: sql`c.locked_until`,
       limit,
       skipLocked: true,
