@@ -561,7 +561,10 @@ export class OperationsService<
    * rows wait, batches, operations, events and dead deliveries — what the dashboard shows.
    */
   inspect(tenants: TenantAccess, options: { stallAfterMs?: number } = {}): Inspector {
-    return new Inspector(this.store, tenants, { typeNames: this.typeNames, ...options });
+    const limits = Object.fromEntries(
+      Object.entries(this.options.types).map(([name, type]) => [name, type.concurrency]),
+    );
+    return new Inspector(this.store, tenants, { typeNames: this.typeNames, limits, ...options });
   }
 
   /**

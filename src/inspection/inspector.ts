@@ -7,6 +7,7 @@ import {
   isLive,
   operationWaitingReason,
   queueWaitingReason,
+  queueKey,
   type WaitingContext,
   type WorkerSeen,
 } from "../domain/waiting";
@@ -48,6 +49,8 @@ export interface DeadFilter {
 export interface InspectorOptions {
   /** Registered operation types. */
   typeNames: readonly string[];
+  /** The types' concurrency limits, for "waiting for a slot". */
+  limits?: Readonly<Record<string, { total?: number; perTenant?: number } | undefined>>;
   /** How long a due row may wait before it reads as unclaimed. Default 30 s. */
   stallAfterMs?: number;
 }
@@ -270,8 +273,28 @@ export class Inspector {
 
   /** The database's clock and the worker registry: what the waiting rules read besides the row. */
   private async readContext(): Promise<[WaitingContext, Awaited<ReturnType<Store["listWorkers"]>>]> {
-    const [now, workers] = await Promise.all([this.store.databaseNow(), this.store.listWorkers()]);
-    return [{ now, workers: workers as WorkerSeen[], stallAfterMs: this.options.stallAfterMs }, workers];
+    const limits = this.options.limits ?? {};
+    const limited = Object.keys(limits).filter((type) => limits[type]);
+    const [now, workers, running] = await Promise.all([
+      this.store.databaseNow(),
+      this.store.listWorkers(),
+      this.store.runningOf(limited),
+    ]);
+    const runningByType = new Map<string, number>();
+    const runningByQueue = new Map<string, number>();
+    for (const row of running) {
+      runningByType.set(row.type, (runningByType.get(row.type) ?? 0) + row.running);
+      runningByQueue.set(queueKey(row.type, row.tenantId), row.running);
+    }
+    return [
+      {
+        now,
+        workers: workers as WorkerSeen[],
+        stallAfterMs: this.options.stallAfterMs,
+        slots: limited.length ? { limits, runningByType, runningByQueue } : undefined,
+      },
+      workers,
+    ];
   }
 
   private idCursor(cursor: string): string {

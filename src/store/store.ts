@@ -151,6 +151,12 @@ export class Store {
     );
   }
 
+  /** Rows running now per type and tenant, for `types`. */
+  async runningOf(types: readonly string[]): Promise<{ type: string; tenantId: string; running: number }[]> {
+    if (types.length === 0) return [];
+    return this.query(reads.runningOf(this.tables, types));
+  }
+
   /** Throws (as the database does) when the module's tables cannot be reached. */
   async probe(): Promise<void> {
     await this.query(reads.probe(this.tables));

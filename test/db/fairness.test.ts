@@ -120,6 +120,18 @@ describe("concurrency limits", () => {
     });
   });
 
+  it("the dashboard says a queue waits for a slot, naming the limit", async () => {
+    const ops = service();
+    await ops.submitBatch({ tenantId: "A", type: "limited", items: items(5) });
+    await claim(10, { fair: true, limits }, "limited"); // A's two slots taken
+    const overview = await ops.inspect("*").overview();
+    const queue = overview.queues.find((q) => q.type === "limited" && q.tenantId === "A");
+    expect(queue?.reason).toMatchObject({
+      code: "waiting_for_slot",
+      text: expect.stringContaining("at most 2 at once for tenant A (limit per tenant), and 2 are running"),
+    });
+  });
+
   it("a reaped lease frees its slot", async () => {
     const ops = service();
     await ops.submitBatch({ tenantId: "A", type: "limited", items: items(5) });

@@ -81,3 +81,10 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
 export function probe(t: Tables): Sql {
   return sql`SELECT 1 FROM ${t.operations} LIMIT 0`;
 }
+
+/** Rows running now per type and tenant, for the given types (those with concurrency limits). */
+export function runningOf(t: Tables, types: readonly string[]): Sql {
+  return sql`SELECT o.type, o.tenant_id AS "tenantId", count(*)::int AS "running" FROM ${t.operations} o
+    WHERE o.status = 'processing' AND o.type = ANY(${[...types]}::text[])
+    GROUP BY o.type, o.tenant_id`;
+}
