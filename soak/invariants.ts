@@ -86,7 +86,8 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
   await expectNone(
     "delivery of an event that is not in the outbox, or to a subscriber it was not owed to",
     `SELECT r.event_id, r.subscriber FROM soak_deliveries r
-     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = r.event_id AND d.subscriber = r.subscriber)`,
+     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = r.event_id AND d.subscriber = r.subscriber)
+       AND NOT EXISTS (SELECT 1 FROM soak_pruned_events p WHERE p.id = r.event_id)`,
   );
   // Every terminal operation has the event of its final state, written after its last re-queue.
   await expectNone(
@@ -94,9 +95,9 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
     `SELECT o.id, o.status FROM operations o
      WHERE o.status IN ('completed', 'failed', 'cancelled')
        AND NOT EXISTS (
-         SELECT 1 FROM operation_outbox e
+         SELECT 1 FROM soak_all_events e
          WHERE e.aggregate_id = o.id AND e.topic = 'operation.' || o.status
-           AND e.id > COALESCE((SELECT max(r.id) FROM operation_outbox r
+           AND e.id > COALESCE((SELECT max(r.id) FROM soak_all_events r
                                 WHERE r.topic = 'operation.retried' AND r.aggregate_id = o.id), 0))`,
   );
   // Exactly one batch.* terminal event per episode: a batch starts in episode 1, and each retry that
@@ -107,7 +108,7 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
     SELECT b.id, b.status::text AS status, b.episode,
            COALESCE(array_agg((e.payload->>'episode')::int ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS ends
     FROM operation_batches b
-    LEFT JOIN operation_outbox e ON e.aggregate_id = b.id AND e.topic IN ('batch.completed', 'batch.failed', 'batch.cancelled')
+    LEFT JOIN soak_all_events e ON e.aggregate_id = b.id AND e.topic IN ('batch.completed', 'batch.failed', 'batch.cancelled')
     GROUP BY b.id, b.status, b.episode`);
   const badEpisodes = episodes.filter((batch: { status: string; episode: number; ends: number[] }) => {
     const finished = ["completed", "failed", "cancelled"].includes(batch.status)
@@ -127,11 +128,13 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
   await expectNone(
     "event or row of a rolled-back submit",
     `SELECT id FROM operation_batches WHERE id = ANY($1::uuid[])
-     UNION ALL SELECT aggregate_id FROM operation_outbox WHERE aggregate_id = ANY($1::uuid[])
+     UNION ALL SELECT aggregate_id FROM soak_all_events WHERE aggregate_id = ANY($1::uuid[])
      UNION ALL SELECT aggregate_id FROM soak_deliveries WHERE aggregate_id = ANY($1::uuid[])`,
     [known.rolledBack],
   );
-  // Each idempotency key maps to one batch.
+  // Each idempotency key maps to one batch (another only once retention deleted the first).
+  const { rows: prunedRows } = await db.query(`SELECT id::text FROM soak_pruned_batches`);
+  const pruned = new Set(prunedRows.map((row: { id: string }) => row.id));
   for (const [key, batches] of known.keyed) {
     const byTenant = new Map<string, Set<string>>();
     for (const entry of batches) {
@@ -139,7 +142,8 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
       byTenant.set(tenant, (byTenant.get(tenant) ?? new Set()).add(id));
     }
     for (const [tenant, ids] of byTenant) {
-      if (ids.size > 1) violations.push(`idempotency key ${tenant}/${key} returned ${ids.size} batches`);
+      const alive = [...ids].filter((id) => !pruned.has(id));
+      if (alive.length > 1) violations.push(`idempotency key ${tenant}/${key} returned ${ids.size} batches`);
     }
   }
   await expectNone(
@@ -152,13 +156,13 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
   // started since that re-queue — unless it was re-queued again afterwards.
   await expectNone(
     "handler ran for an operation cancelled before any claim",
-    `SELECT e.aggregate_id, r.started_at FROM operation_outbox e
+    `SELECT e.aggregate_id, r.started_at FROM soak_all_events e
      JOIN soak_runs r ON r.operation_id = e.aggregate_id
      WHERE e.topic = 'operation.cancelled' AND (e.payload->>'attempts')::int = 0
-       AND r.started_at > COALESCE((SELECT max(q.created_at) FROM operation_outbox q
+       AND r.started_at > COALESCE((SELECT max(q.created_at) FROM soak_all_events q
                                     WHERE q.id < e.id AND q.topic = 'operation.retried' AND q.aggregate_id = e.aggregate_id),
                                    '-infinity')
-       AND NOT EXISTS (SELECT 1 FROM operation_outbox later
+       AND NOT EXISTS (SELECT 1 FROM soak_all_events later
                        WHERE later.id > e.id AND later.topic = 'operation.retried' AND later.aggregate_id = e.aggregate_id)`,
   );
   return violations;

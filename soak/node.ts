@@ -25,6 +25,7 @@ type SoakPayload = Payload<SoakTypes["soak.task"]>;
 
 const url = process.env.SOAK_DATABASE_URL!;
 const nodeId = process.env.SOAK_NODE_ID!;
+const retentionSeconds = Number(process.env.SOAK_RETENTION_SECONDS ?? 0);
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -50,6 +51,17 @@ async function main(): Promise<void> {
     logger: silentLogger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
     subscribers: soakSubscribers(record, nodeId),
+    // With --retention-seconds, finished history is kept that long: the soak shows the tables stay bounded.
+    retention:
+      retentionSeconds > 0
+        ? {
+            completedDays: retentionSeconds / 86_400,
+            failedDays: retentionSeconds / 86_400,
+            deliveredEventHours: retentionSeconds / 3_600,
+            deadEventDays: retentionSeconds / 86_400,
+            intervalMs: 1_000,
+          }
+        : false,
   });
   const run = async (payload: SoakPayload, context: HandlerContext) => {
     await record.query(`INSERT INTO soak_runs (operation_id, node, attempt) VALUES ($1, $2, $3)`, [

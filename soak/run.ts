@@ -40,6 +40,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "60" },
     nodes: { type: "string", default: "3" },
     clients: { type: "string", default: "8" },
+    "retention-seconds": { type: "string", default: "0" },
     seed: { type: "string", default: "20261127" },
     keep: { type: "boolean", default: false },
   },
@@ -47,6 +48,7 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 const nodeCount = Number(args.nodes);
 const clientCount = Number(args.clients);
+const retentionSeconds = Number(args["retention-seconds"]);
 if (!(seconds > 0) || !(nodeCount > 0) || !(clientCount > 0)) {
   console.error("--seconds, --nodes and --clients must be positive numbers");
   process.exit(2);
@@ -100,7 +102,12 @@ interface Node {
 function startNode(url: string, id: string): Promise<Node> {
   const child = fork(join(__dirname, "node.ts"), [], {
     execArgv: ["--import", "tsx"],
-    env: { ...process.env, SOAK_DATABASE_URL: url, SOAK_NODE_ID: id },
+    env: {
+      ...process.env,
+      SOAK_DATABASE_URL: url,
+      SOAK_NODE_ID: id,
+      SOAK_RETENTION_SECONDS: String(retentionSeconds),
+    },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -367,6 +374,23 @@ async function main(): Promise<void> {
     }
   })();
 
+  // Table sizes over the run: with retention they stay bounded, without it they only grow.
+  const TABLES = ["operations", "operation_batches", "operation_outbox", "operation_deliveries"] as const;
+  const tableRows = { max: {} as Record<string, number>, final: {} as Record<string, number> };
+  const countTables = async () => {
+    const { rows } = await check.query(
+      `SELECT ${TABLES.map((table) => `(SELECT count(*) FROM ${table})::int AS ${table}`).join(", ")}`,
+    );
+    return rows[0] as Record<string, number>;
+  };
+  const sizeSampler = setInterval(() => {
+    void countTables()
+      .then((sizes) => {
+        for (const table of TABLES) tableRows.max[table] = Math.max(tableRows.max[table] ?? 0, sizes[table]!);
+      })
+      .catch(() => undefined);
+  }, 2_000);
+
   const progress = setInterval(() => {
     void check
       .query(`SELECT status::text, count(*)::int AS n FROM operations GROUP BY 1 ORDER BY 1`)
@@ -398,6 +422,8 @@ async function main(): Promise<void> {
     await sleep(250);
   }
   clearInterval(progress);
+  clearInterval(sizeSampler);
+  tableRows.final = await countTables();
   sampling = false;
   await limitSampler;
   log(settled ? "settled" : "did not settle within 180 s");
@@ -444,6 +470,7 @@ async function main(): Promise<void> {
     actionOutcomes: counts.outcomes,
     faults: counts.faults,
     limits: { ...LIMITS, ...limitSamples },
+    tables: { retentionSeconds, ...tableRows },
     operations: Object.fromEntries(finalStatus.map((row) => [row.status, row.n])),
     batches: Object.fromEntries(batchStatus.map((row) => [row.status, row.n])),
     ...totals[0],

@@ -91,6 +91,18 @@ export const SOAK_TABLES = `
                                 node text NOT NULL, subscriber text NOT NULL,
                                 at timestamptz NOT NULL DEFAULT clock_timestamp());
   CREATE INDEX ON soak_runs (operation_id);
+  -- What retention deletes is copied here, so that the history checks still see every event, and
+  -- the idempotency check knows which batches are gone (a key may then name a new one).
+  CREATE TABLE soak_pruned_events AS SELECT * FROM operation_outbox WHERE false;
+  CREATE TABLE soak_pruned_batches (id uuid NOT NULL, tenant_id text NOT NULL);
+  CREATE FUNCTION soak_keep_event() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO soak_pruned_events SELECT OLD.*; RETURN OLD; END $$;
+  CREATE FUNCTION soak_keep_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO soak_pruned_batches VALUES (OLD.id, OLD.tenant_id); RETURN OLD; END $$;
+  CREATE TRIGGER soak_keep_event AFTER DELETE ON operation_outbox FOR EACH ROW EXECUTE FUNCTION soak_keep_event();
+  CREATE TRIGGER soak_keep_batch AFTER DELETE ON operation_batches FOR EACH ROW EXECUTE FUNCTION soak_keep_batch();
+  CREATE VIEW soak_all_events AS
+    SELECT * FROM operation_outbox UNION ALL SELECT * FROM soak_pruned_events;
   CREATE INDEX ON soak_deliveries (event_id);`;
 
 export const OUTBOX_BACKOFF = { baseMs: 100, maxMs: 1_000, jitter: 0.5 };

@@ -21,7 +21,7 @@ const task = (n: number) => ({ n, mode: "ok" as const, ms: 0 });
 async function settledHistory(): Promise<Known> {
   await db.pool.query(
     `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches, soak_runs,
-       soak_deliveries RESTART IDENTITY`,
+       soak_deliveries, soak_pruned_events, soak_pruned_batches RESTART IDENTITY`,
   );
   const record = { query: (text: string, values: unknown[]) => db.pool.query(text, values) };
   const ops = createOperations({
