@@ -5,6 +5,7 @@
 // and every one restricted to the operator's tenants in its WHERE clause.
 import type { BatchStatus, FailurePolicy, OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
+import type { BatchRow } from "../views";
 import { OPERATION_COLUMNS } from "./reads";
 import { raw, sql, type Sql } from "./shared";
 
@@ -128,24 +129,7 @@ export function subscribers(t: Tables, scope: TenantScope): Sql {
 }
 
 /** A batch row with what its unfinished children wait for (see `batchWithWaiting`). */
-export interface BatchWaitingRow {
-  id: string;
-  tenantId: string;
-  type: string;
-  status: BatchStatus;
-  failurePolicy: FailurePolicy;
-  childCount: number;
-  completedCount: number;
-  failedCount: number;
-  cancelledCount: number;
-  episode: number;
-  metadata: unknown;
-  idempotencyKey: string | null;
-  error: unknown;
-  createdAt: Date;
-  updatedAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
+export interface BatchWaitingRow extends Omit<BatchRow, "processing"> {
   due: number;
   oldestDueAt: Date | null;
   scheduled: number;
