@@ -1,199 +1,379 @@
-// `npm run bench [-- --quick] [-- --only ours,pgboss]`: every scenario against every system on the
-// same PostgreSQL, in one run, side by side. Each (system, scenario) runs in a fresh process on a
-// freshly created database. Prints a table, the ratios against the targets, and `BENCH {json}`.
-import { spawnSync } from "node:child_process";
-import { cpus } from "node:os";
-import { join } from "node:path";
+// `npm run bench [-- --quick] [-- --runs N] [-- --scenario drain,latency] [-- --only ours,graphile]`
+//
+// Every scenario against every system on the same PostgreSQL. Each (system, scenario, run) runs in a
+// fresh process on a freshly created database; every system gets its setup, `ANALYZE`, a checkpoint
+// and an untimed warm-up before anything is timed. Runs are interleaved (run 1 of every system, then
+// run 2, …) so that a disturbance on the machine spreads over all of them. Prints each system's
+// settings with their sources, the medians with their spread (min–max), the ratios of ours to the
+// best peer, and `BENCH {json}`.
+import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { Client } from "pg";
+import { admin, createDatabase, dropDatabase, fresh, step } from "./steps";
+import { SYSTEMS, type Setting } from "./settings";
+import { percentile, round, spread, type Spread } from "./stats";
+
+const SCENARIOS = [
+  "submit1000",
+  "submit10",
+  "drain",
+  "latency",
+  "aggregation",
+  "scale",
+  "batch100k",
+] as const;
+type Scenario = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    scenario: { type: "string" },
+    runs: { type: "string" },
+  },
 });
-const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-const scale = args.quick ? 0.1 : 1;
+const quick = args.quick!;
+const runs = Number(args.runs ?? (quick ? 1 : 3));
+if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs takes a positive integer");
 const only = args.only?.split(",");
+const wantedScenarios = new Set<Scenario>(
+  (args.scenario?.split(",") ?? [...SCENARIOS]).flatMap((name) => {
+    if (name === "submit") return ["submit1000", "submit10"] as Scenario[];
+    if (!SCENARIOS.includes(name as Scenario)) {
+      throw new Error(`unknown scenario "${name}"; one of submit, ${SCENARIOS.join(", ")}`);
+    }
+    return [name as Scenario];
+  }),
+);
 const wanted = (system: string) => !only || only.includes(system);
 
 const sizes = {
-  submitBatches: Math.max(5, Math.round(100 * scale)),
-  drainTotal: Math.round(20_000 * scale),
-  drainBatch: 100,
+  runs,
   concurrency: 16,
-  latencyCount: Math.max(50, Math.round(500 * scale)),
-  aggregationChildren: Math.round(10_000 * scale),
+  submitBatches1000: quick ? 10 : 100,
+  submitBatches10: quick ? 200 : 1000,
+  /** Untimed warm-up submits of the same size, per system, before the timed ones. */
+  submitWarmup: { 1000: 3, 10: 20 },
+  drainTotal: quick ? 10_000 : 100_000,
+  drainBatch: 100,
+  /** Untimed warm-up drain (another job type) before the timed drain. */
+  drainWarmup: 1_000,
+  latencySamples: quick ? 500 : 5_000,
+  latencyWarmup: quick ? 50 : 100,
+  aggregationChildren: quick ? 1_000 : 10_000,
+  scaleRows: quick ? [10_000, 100_000] : [10_000, 1_000_000],
+  /** Timed drain at scale: the backlog of the 10k case is 5,000, minus the warm-up. */
+  scaleDrain: 4_000,
+  scaleWarmup: 500,
+  bigBatchChildren: quick ? 20_000 : 100_000,
 };
 
-const LATENCY_WARMUP = 20;
+const SYSTEMS_BY_SCENARIO: Record<Scenario, string[]> = {
+  submit1000: ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"],
+  submit10: ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"],
+  drain: ["ours", "oursTuned", "pgboss", "graphile", "raw"],
+  latency: ["ours", "oursTuned", "pgboss", "graphile"],
+  aggregation: ["ours"],
+  scale: ["ours"],
+  batch100k: ["ours"],
+};
 
-function databaseUrl(name: string): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
+const PEERS = ["pgboss", "graphile"];
+
+/** Steps that failed, reported at the end and in BENCH. */
+const failures: string[] = [];
+
+/** Everything measured, per metric path and system: one value per run. */
+const measured = new Map<string, Map<string, number[]>>();
+function record(path: string, system: string, value: number): void {
+  if (!measured.has(path)) measured.set(path, new Map());
+  const bySystem = measured.get(path)!;
+  if (!bySystem.has(system)) bySystem.set(system, []);
+  bySystem.get(system)!.push(value);
 }
 
-async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+const log = (message: string) => console.log(message);
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
-interface Result {
-  ms?: number;
-  samples?: number[];
-  perChildMs?: number;
-  maxRssMb: number;
-  settings?: Record<string, unknown>;
-}
-
-async function runScenario(
-  system: string,
-  scenario: string,
-  params: Record<string, number>,
-): Promise<Result> {
-  const database = `po_bench_${system.toLowerCase()}`;
-  await admin(async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${database}`);
+async function busyElsewhere(): Promise<string[]> {
+  return admin(async (client) => {
+    const { rows } = await client.query<{ datname: string; n: number }>(
+      `SELECT datname, count(*)::int AS n FROM pg_stat_activity
+       WHERE state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+       GROUP BY datname`,
+    );
+    return rows.map((row) => `${row.datname}: ${row.n} active`);
   });
-  const child = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "scenario.ts")], {
-    env: {
-      ...process.env,
-      BENCH_URL: databaseUrl(database),
-      BENCH_SYSTEM: system,
-      BENCH_SCENARIO: scenario,
-      BENCH_PARAMS: JSON.stringify(params),
-    },
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 5 * 60_000,
-  });
-  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
-  const line = child.stdout.split("\n").find((l) => l.startsWith("RESULT "));
-  if (child.status !== 0 || !line) {
-    throw new Error(`${system}/${scenario} failed (exit ${child.status}):\n${child.stderr}\n${child.stdout}`);
-  }
-  return JSON.parse(line.slice("RESULT ".length)) as Result;
 }
-
-function percentile(samples: number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {
-  const versions = await admin(
+  const started = Date.now();
+  const postgres = await admin(
     async (client) => (await client.query("SHOW server_version")).rows[0].server_version,
   );
-  const bench = {
-    submit: { rowsPerSec: {} as Record<string, number>, rowsPerSecBatch10: {} as Record<string, number> },
-    drain: { opsPerSec: {} as Record<string, number> },
-    latency: { p50Ms: {} as Record<string, number>, p99Ms: {} as Record<string, number> },
-    aggregation: { perChildMs: {} as Record<string, number> },
-    memory: { peakRssMb: 0 },
-    settings: { ...sizes, quick: args.quick, systems: {} as Record<string, unknown> },
-    node: process.version,
-    postgres: versions,
-    cpus: cpus().length,
-  };
-  const log = (message: string) => console.log(message);
   log(
-    `prisma-operations benchmark — node ${process.version}, PostgreSQL ${versions}, ${cpus().length} CPUs${args.quick ? " (quick)" : ""}`,
+    `prisma-operations benchmark — node ${process.version}, PostgreSQL ${postgres}, ${cpus().length} CPUs, ` +
+      `${Math.round(totalmem() / 2 ** 30)} GiB${quick ? " (QUICK: small sizes, not for publishing)" : ""}`,
   );
-  log(`sizes: ${JSON.stringify(sizes)}\n`);
+  log(
+    `load average ${loadavg()
+      .map((n) => n.toFixed(2))
+      .join(" ")}; other active sessions: ${(await busyElsewhere()).join(", ") || "none"}`,
+  );
+  log(`sizes: ${JSON.stringify(sizes)}`);
+  log(`scenarios: ${[...wantedScenarios].join(", ")}; ${runs} run(s) each, interleaved\n`);
 
-  for (const size of [1000, 10]) {
-    const batches = size === 1000 ? sizes.submitBatches : sizes.submitBatches * 10;
-    for (const system of ["ours", "pgboss", "pgbossFlow", "graphile", "raw"]) {
-      if (!wanted(system) && !(system === "pgbossFlow" && wanted("pgboss"))) continue;
-      const result = await runScenario(system, "submit", { batches, size });
-      const rowsPerSec = round((batches * size) / (result.ms! / 1000), 0);
-      (size === 1000 ? bench.submit.rowsPerSec : bench.submit.rowsPerSecBatch10)[system] = rowsPerSec;
-      if (result.settings) bench.settings.systems[system] = result.settings;
+  const systemsFor = (scenario: Scenario) => SYSTEMS_BY_SCENARIO[scenario].filter(wanted);
+  const used = new Set<string>();
+
+  for (const scenario of SCENARIOS) {
+    if (!wantedScenarios.has(scenario)) continue;
+    const systems = systemsFor(scenario);
+    if (systems.length === 0) continue;
+    systems.forEach((system) => used.add(system));
+    let template: Map<number, string> | undefined;
+    if (scenario === "scale") {
+      template = new Map();
+      for (const rows of sizes.scaleRows) {
+        const name = `po_bench_scale_${rows}`;
+        await createDatabase(name);
+        const built = await step(name, "ours", "scaleTemplate", { rows });
+        log(
+          `scale: built ${fmt(rows)} rows set-based in ${fmt(Number(built.ms) / 1000, 1)} s (VACUUM ANALYZE included)`,
+        );
+        template.set(rows, name);
+      }
+    }
+    try {
+      for (let run = 1; run <= runs; run++) {
+        for (const system of systems) {
+          const tag = `${scenario.padEnd(11)} run ${run}/${runs}  ${system.padEnd(10)}`;
+          try {
+            if (scenario === "submit1000" || scenario === "submit10") {
+              const size = scenario === "submit1000" ? 1000 : 10;
+              const batches = scenario === "submit1000" ? sizes.submitBatches1000 : sizes.submitBatches10;
+              const result = await fresh(system, "submit", {
+                batches,
+                size,
+                warmBatches: sizes.submitWarmup[size],
+              });
+              const rowsPerSec = (batches * size) / (Number(result.ms) / 1000);
+              record(size === 1000 ? "submit.rowsPerSec" : "submit.rowsPerSecBatch10", system, rowsPerSec);
+              log(`${tag} ${fmt(rowsPerSec).padStart(9)} rows/s`);
+            } else if (scenario === "drain") {
+              const result = await fresh(
+                system,
+                "drain",
+                { total: sizes.drainTotal, warm: sizes.drainWarmup },
+                { seed: { total: sizes.drainTotal, batch: sizes.drainBatch } },
+              );
+              const opsPerSec = sizes.drainTotal / (Number(result.ms) / 1000);
+              record("drain.opsPerSec", system, opsPerSec);
+              record("drain.peakRssMb", system, Number(result.peakRssMb));
+              log(
+                `${tag} ${fmt(opsPerSec).padStart(9)} ops/s  (handlers done at ${fmt(Number(result.handlersMs))} ms, ` +
+                  `all recorded at ${fmt(Number(result.ms))} ms; peak RSS ${fmt(Number(result.peakRssMb))} MB)`,
+              );
+            } else if (scenario === "latency") {
+              const result = await fresh(system, "latency", {
+                count: sizes.latencySamples,
+                warmup: sizes.latencyWarmup,
+              });
+              const samples = result.samples as number[];
+              record("latency.p50Ms", system, percentile(samples, 50));
+              record("latency.p99Ms", system, percentile(samples, 99));
+              log(
+                `${tag} p50 ${fmt(percentile(samples, 50), 2)} ms, p99 ${fmt(percentile(samples, 99), 2)} ms, ` +
+                  `max ${fmt(Math.max(...samples), 2)} ms (${samples.length} samples)`,
+              );
+            } else if (scenario === "aggregation") {
+              for (const batchSize of [10, sizes.aggregationChildren]) {
+                const result = await fresh(system, "aggregation", {
+                  batchSize,
+                  children: sizes.aggregationChildren,
+                });
+                const key = batchSize === 10 ? "batch10" : "batch10000";
+                record(`aggregation.perChildMs.${key}`, system, Number(result.perChildMs));
+                log(`${tag} batch of ${fmt(batchSize)}: ${fmt(Number(result.perChildMs), 3)} ms per child`);
+              }
+            } else if (scenario === "scale") {
+              for (const rows of sizes.scaleRows) {
+                const key = rowsKey(rows);
+                const result = await fresh(
+                  system,
+                  "scale",
+                  { total: sizes.scaleDrain, warmup: sizes.scaleWarmup },
+                  { template: template!.get(rows)! },
+                );
+                record(`scale.claimMs.${key}`, system, Number(result.claimMs));
+                record(`scale.drainOpsPerSec.${key}`, system, Number(result.drainOpsPerSec));
+                log(
+                  `${tag} ${key}: claim median ${fmt(Number(result.claimMs), 2)} ms (p95 ${fmt(Number(result.claimP95Ms), 2)}, ` +
+                    `${result.claims} claims), drain ${fmt(Number(result.drainOpsPerSec))} ops/s`,
+                );
+              }
+            } else if (scenario === "batch100k") {
+              const result = await fresh(system, "batch100k", { children: sizes.bigBatchChildren });
+              record("scale.batch100k.seconds", system, Number(result.seconds));
+              record("scale.batch100k.peakRssMb", system, Number(result.peakRssMb));
+              log(
+                `${tag} one batch of ${fmt(sizes.bigBatchChildren)}: ${fmt(Number(result.seconds), 2)} s, ` +
+                  `peak RSS ${fmt(Number(result.peakRssMb))} MB, ${result.transactions} transaction`,
+              );
+            }
+          } catch (error) {
+            // One failed step does not end the run: it is reported, and left out of the medians.
+            const message = (error as Error).message.split("\n")[0]!;
+            failures.push(`${scenario} run ${run} ${system}: ${message}`);
+            log(`${tag} FAILED: ${message} (details on stderr)`);
+            console.error(error);
+          }
+        }
+      }
+    } finally {
+      for (const name of template?.values() ?? []) await dropDatabase(name);
+    }
+  }
+
+  summarize(postgres, [...used], started);
+}
+
+const rowsKey = (rows: number) => (rows >= 1_000_000 ? `rows${rows / 1_000_000}m` : `rows${rows / 1000}k`);
+
+function summarize(postgres: string, used: string[], started: number): void {
+  const digitsOf = (path: string) => (path.includes("Ms") || path.includes("seconds") ? 3 : 0);
+  const median = (path: string, system: string) => {
+    const values = measured.get(path)?.get(system);
+    return values ? spread(values, digitsOf(path)) : undefined;
+  };
+
+  // BENCH: the medians under the keys the README and the issue use; `spread` mirrors them.
+  const bench: Record<string, unknown> = {};
+  const spreads: Record<string, unknown> = {};
+  const put = (target: Record<string, unknown>, path: string, value: unknown) => {
+    const parts = path.split(".");
+    let node = target;
+    for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+    node[parts.at(-1)!] = value;
+  };
+  for (const [path, bySystem] of measured) {
+    for (const [system, values] of bySystem) {
+      const s = spread(values, digitsOf(path));
+      // Keys of ours-only metrics (aggregation, scale) name no system.
+      const oursOnly = path.startsWith("aggregation") || path.startsWith("scale");
+      if (path === "drain.peakRssMb") {
+        if (system === "ours") {
+          put(bench, "memory.peakRssMb", s.median);
+          put(spreads, "memory.peakRssMb", { min: s.min, max: s.max, runs: s.runs });
+        }
+        put(bench, `memory.drainPeakRssMb.${system}`, s.median);
+        continue;
+      }
+      put(bench, oursOnly ? path : `${path}.${system}`, s.median);
+      put(spreads, oursOnly ? path : `${path}.${system}`, { min: s.min, max: s.max, runs: s.runs });
+    }
+  }
+  bench.spread = spreads;
+  bench.settings = {
+    sizes,
+    systems: Object.fromEntries(used.map((system) => [system, SYSTEMS[system]])),
+  };
+  bench.node = process.version;
+  bench.postgres = postgres;
+  bench.cpus = cpus().length;
+  bench.quick = quick;
+
+  // Settings, with sources.
+  log("\n=== settings (value — source) ===");
+  for (const system of used) {
+    const settings = SYSTEMS[system]!;
+    log(`\n${system}: ${settings.label}`);
+    for (const section of ["instance", "submit", "throughput", "latency"] as const) {
+      const entries = settings[section];
+      if (!entries) continue;
+      log(`  ${section}:`);
+      if (section === "throughput" && !settings.latency && SYSTEMS_BY_SCENARIO.latency.includes(system)) {
+        log("    (the latency scenario uses the same worker settings)");
+      }
+      for (const [key, setting] of Object.entries(entries) as [string, Setting][]) {
+        log(
+          `    ${key} = ${typeof setting.value === "string" ? setting.value : JSON.stringify(setting.value)} — ${setting.source}`,
+        );
+      }
+    }
+  }
+
+  // Results: median (min–max) over the runs.
+  log(`\n=== results: median (min–max) of ${runs} run(s) ===`);
+  const columns = ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"].filter((s) =>
+    used.includes(s),
+  );
+  const cell = (s: Spread | undefined, digits: number) =>
+    s ? `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})` : "—";
+  const rows: [string, string, number][] = [
+    [`submit, ${sizes.submitBatches1000} batches × 1,000 (rows/s)`, "submit.rowsPerSec", 0],
+    [`submit, ${sizes.submitBatches10} batches × 10 (rows/s)`, "submit.rowsPerSecBatch10", 0],
+    [`drain ${fmt(sizes.drainTotal)} (ops/s)`, "drain.opsPerSec", 0],
+    ["peak RSS over the drain (MB)", "drain.peakRssMb", 0],
+    [`latency p50, ${fmt(sizes.latencySamples)} samples (ms)`, "latency.p50Ms", 2],
+    [`latency p99, ${fmt(sizes.latencySamples)} samples (ms)`, "latency.p99Ms", 2],
+  ];
+  for (const [title, path, digits] of rows) {
+    if (!measured.has(path)) continue;
+    log(`\n${title}`);
+    for (const system of columns) {
+      const s = median(path, system);
+      if (s) log(`  ${system.padEnd(11)} ${cell(s, digits)}`);
+    }
+  }
+  for (const [path, bySystem] of measured) {
+    if (!path.startsWith("aggregation") && !path.startsWith("scale")) continue;
+    const s = spread(bySystem.get("ours")!, digitsOf(path));
+    log(`${path.padEnd(34)} ${cell(s, digitsOf(path))}`);
+  }
+
+  // Ratios of medians: ours (defaults, and tuned) ÷ the best peer at its recommended settings.
+  log("\n=== ratios of medians: ours ÷ best peer (recommended settings) ===");
+  const bestPeer = (path: string, pick: (a: number, b: number) => number) => {
+    const values = PEERS.map((peer) => median(path, peer)?.median).filter(
+      (v): v is number => v !== undefined,
+    );
+    return values.length ? values.reduce((a, b) => pick(a, b)) : undefined;
+  };
+  const ratios: Record<string, Record<string, number>> = {};
+  for (const [name, path, higherIsBetter] of [
+    ["drain", "drain.opsPerSec", true],
+    ["submit batch1000", "submit.rowsPerSec", true],
+    ["submit batch10", "submit.rowsPerSecBatch10", true],
+    ["latency p50", "latency.p50Ms", false],
+    ["latency p99", "latency.p99Ms", false],
+  ] as const) {
+    const peer = bestPeer(path, higherIsBetter ? Math.max : Math.min);
+    if (peer === undefined) continue;
+    for (const ours of ["ours", "oursTuned"]) {
+      const value = median(path, ours)?.median;
+      if (value === undefined) continue;
+      const ratio = round(value / peer, 2);
+      (ratios[name] ??= {})[ours] = ratio;
       log(
-        `submit  ${String(size).padStart(4)}-job batches × ${batches}  ${system.padEnd(10)} ${String(rowsPerSec).padStart(8)} rows/s`,
+        `  ${name.padEnd(17)} ${ours.padEnd(10)} ${String(ratio).padStart(5)} × (best peer ${fmt(peer, path.includes("Ms") ? 2 : 0)}` +
+          `${higherIsBetter ? "; higher is better" : "; lower is better"})`,
       );
     }
-  }
-  for (const system of ["ours", "pgboss", "graphile", "raw"]) {
-    if (!wanted(system)) continue;
-    const result = await runScenario(system, "drain", {
-      total: sizes.drainTotal,
-      batchSize: sizes.drainBatch,
-      concurrency: sizes.concurrency,
-    });
-    bench.drain.opsPerSec[system] = round(sizes.drainTotal / (result.ms! / 1000), 0);
-    if (system === "ours") bench.memory.peakRssMb = round(result.maxRssMb);
-    log(
-      `drain   ${sizes.drainTotal} ops, concurrency ${sizes.concurrency}  ${system.padEnd(10)} ${String(bench.drain.opsPerSec[system]).padStart(8)} ops/s`,
-    );
-  }
-  for (const system of ["ours", "pgboss", "graphile"]) {
-    if (!wanted(system)) continue;
-    // The first runs warm up connections and JIT for every system alike; they are not counted.
-    const result = await runScenario(system, "latency", { count: sizes.latencyCount + LATENCY_WARMUP });
-    const samples = result.samples!.slice(LATENCY_WARMUP);
-    bench.latency.p50Ms[system] = round(percentile(samples, 50), 2);
-    bench.latency.p99Ms[system] = round(percentile(samples, 99), 2);
-    log(
-      `latency submit→handler start × ${sizes.latencyCount}  ${system.padEnd(10)} p50 ${bench.latency.p50Ms[system]} ms, p99 ${bench.latency.p99Ms[system]} ms`,
-    );
-  }
-  if (wanted("ours")) {
-    for (const batchSize of [10, sizes.aggregationChildren]) {
-      const result = await runScenario("ours", "aggregation", {
-        batchSize,
-        children: sizes.aggregationChildren,
-      });
-      bench.aggregation.perChildMs[batchSize === 10 ? "batch10" : "batch10000"] = round(
-        result.perChildMs!,
-        3,
-      );
+    const rawValue = median(path, "raw")?.median;
+    const oursValue = median(path, "ours")?.median;
+    if (rawValue && oursValue && higherIsBetter) {
+      log(`  ${name.padEnd(17)} ours ÷ raw  ${String(round(oursValue / rawValue, 2)).padStart(5)} ×`);
     }
-    log(
-      `aggregation per-child completion: batch of 10 ${bench.aggregation.perChildMs.batch10} ms, batch of ${sizes.aggregationChildren} ${bench.aggregation.perChildMs.batch10000} ms`,
-    );
   }
-
-  const best = (values: Record<string, number>, keys: string[], pick: (a: number, b: number) => number) =>
-    keys
-      .map((key) => values[key])
-      .filter((v): v is number => v !== undefined)
-      .reduce((a, b) => pick(a, b));
-  const ratios: Record<string, string> = {};
-  if (bench.submit.rowsPerSec.ours && bench.submit.rowsPerSec.raw) {
-    const peer = best(bench.submit.rowsPerSec, ["pgboss", "pgbossFlow", "graphile"], Math.max);
-    ratios["submit vs raw (target ≥ 0.5)"] = String(
-      round(bench.submit.rowsPerSec.ours / bench.submit.rowsPerSec.raw, 2),
-    );
-    ratios["submit vs best peer (target ≥ 1.5)"] = String(round(bench.submit.rowsPerSec.ours / peer, 2));
-  }
-  if (bench.drain.opsPerSec.ours && bench.drain.opsPerSec.raw) {
-    const peer = best(bench.drain.opsPerSec, ["pgboss", "graphile"], Math.max);
-    ratios["drain vs best peer (target ≥ 1.0)"] = String(round(bench.drain.opsPerSec.ours / peer, 2));
-    ratios["drain vs raw (target ≥ 0.5)"] = String(
-      round(bench.drain.opsPerSec.ours / bench.drain.opsPerSec.raw, 2),
-    );
-  }
-  if (bench.latency.p99Ms.ours) {
-    const peer = best(bench.latency.p99Ms, ["pgboss", "graphile"], Math.min);
-    ratios["p99 latency vs best peer (target < 1.0)"] = String(round(bench.latency.p99Ms.ours / peer, 2));
-  }
-  if (bench.aggregation.perChildMs.batch10) {
-    ratios["aggregation large/small (target ≤ 1.5)"] = String(
-      round(bench.aggregation.perChildMs.batch10000! / bench.aggregation.perChildMs.batch10, 2),
-    );
-  }
-  log("\nratios (ours ÷ other):");
-  for (const [name, value] of Object.entries(ratios)) log(`  ${name.padEnd(42)} ${value}`);
-  log(`peak RSS of our worker process over the drain: ${bench.memory.peakRssMb} MB`);
-  log(`\nsettings: ${JSON.stringify(bench.settings.systems)}`);
+  bench.ratios = ratios;
+  bench.failures = failures;
+  if (failures.length) log(`\nFAILED steps (left out of the medians):\n  ${failures.join("\n  ")}`);
+  log(
+    `\ntook ${fmt((Date.now() - started) / 60_000, 1)} min; load average now ${loadavg()
+      .map((n) => n.toFixed(2))
+      .join(" ")}`,
+  );
   console.log(`BENCH ${JSON.stringify(bench)}`);
 }
 

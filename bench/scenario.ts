@@ -1,32 +1,61 @@
-// One scenario of one system, in its own process: `RESULT {json}` on its last line.
-import { aggregationCost, graphile, ours, pgboss, pgbossFlowSubmit, raw, type System } from "./systems";
+// One step of one system, in its own process: `RESULT {json}` on stdout. Diagnostics and the
+// systems' own warnings go to stderr. Started by run.ts (and sweep.ts) with:
+//   BENCH_URL, BENCH_SYSTEM, BENCH_SCENARIO, BENCH_PARAMS (JSON)
+import { analyzeAndCheckpoint, processPeakRssMb, RssSampler } from "./common";
+import { aggregationCost, bigBatch, buildScaleDatabase, scaleRun } from "./ours-only";
+import { FACTORIES } from "./systems";
 
 const url = process.env.BENCH_URL!;
 const system = process.env.BENCH_SYSTEM!;
 const scenario = process.env.BENCH_SCENARIO!;
-const params = JSON.parse(process.env.BENCH_PARAMS ?? "{}");
-
-const factories: Record<string, (url: string) => Promise<System>> = { ours, raw, pgboss, graphile };
+const params = JSON.parse(process.env.BENCH_PARAMS ?? "{}") as Record<string, number>;
 
 function report(result: Record<string, unknown>): void {
-  console.log(`RESULT ${JSON.stringify({ ...result, maxRssMb: process.resourceUsage().maxRSS / 1024 })}`);
+  console.log(`RESULT ${JSON.stringify({ ...result, processPeakRssMb: processPeakRssMb() })}`);
 }
 
 async function main(): Promise<void> {
-  if (scenario === "aggregation")
-    return report({ perChildMs: await aggregationCost(url, params.batchSize, params.children) });
-  if (scenario === "submit" && system === "pgbossFlow")
-    return pgbossFlowSubmit(url, params.batches, params.size);
-  const target = await factories[system]!(url);
+  if (scenario === "aggregation") {
+    return report({ perChildMs: await aggregationCost(url, params.batchSize!, params.children!) });
+  }
+  if (scenario === "scaleTemplate") {
+    const started = performance.now();
+    await buildScaleDatabase(url, params.rows!);
+    return report({ ms: performance.now() - started });
+  }
+  if (scenario === "scale") return report({ ...(await scaleRun(url, params.total!, params.warmup!)) });
+  if (scenario === "batch100k") return report({ ...(await bigBatch(url, params.children!)) });
+
+  const target = await FACTORIES[system]!(url);
   try {
+    await target.setup();
     if (scenario === "submit") {
+      await analyzeAndCheckpoint(url);
+      // Untimed warm-up: connections, prepared statements, JIT — a few submits of the same size.
+      await target.submit(params.warmBatches!, params.size!, "warm");
       const started = performance.now();
-      await target.submit(params.batches, params.size);
-      report({ ms: performance.now() - started, settings: target.settings });
+      await target.submit(params.batches!, params.size!, "bench");
+      report({ ms: performance.now() - started });
+    } else if (scenario === "seed") {
+      // In its own process, so that the drain's process (and its RSS) holds only the worker.
+      await target.submit(params.total! / params.batch!, params.batch!, "bench");
+      report({});
     } else if (scenario === "drain") {
-      report({ ms: await target.drain(params), settings: target.settings });
+      // Untimed warm-up: submit and drain a small batch of another job type, then ANALYZE.
+      await target.submit(params.warm! / 100, 100, "warm");
+      await target.drain(params.warm!, "warm");
+      await target.verifyDrained(params.warm!, "warm");
+      await analyzeAndCheckpoint(url);
+      global.gc?.();
+      const rss = new RssSampler().start();
+      const result = await target.drain(params.total!, "bench");
+      const peakRssMb = rss.stop();
+      await target.verifyDrained(params.total!, "bench");
+      report({ ...result, peakRssMb });
     } else if (scenario === "latency") {
-      report({ samples: await target.latency(params.count), settings: target.settings });
+      await analyzeAndCheckpoint(url);
+      const samples = await target.latency(params.warmup! + params.count!);
+      report({ samples: samples.slice(params.warmup!) });
     } else {
       throw new Error(`unknown scenario ${scenario}`);
     }

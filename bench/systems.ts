@@ -1,258 +1,355 @@
-// The systems under comparison, each behind the same three-or-four calls. Every scenario runs in
-// a fresh process on a fresh database (see run.ts), so no system inherits another's warm caches.
-import { Pool } from "pg";
+// The systems under comparison, each behind the same calls. Every (system, scenario, run) runs in a
+// fresh process on a fresh database (see run.ts), so no system inherits another's warm caches; each
+// gets its setup, `ANALYZE` and an untimed warm-up before anything is timed (see scenario.ts).
+// Settings, with their sources, are in settings.ts.
+import { Pool, type PoolClient } from "pg";
 import { z } from "zod";
 import { PrismaPg } from "@prisma/adapter-pg";
-import {
-  applyMigrations,
-  createOperations,
-  defineOperationType,
-  preparedStatementNames,
-  silentLogger,
-} from "../src";
+import { applyMigrations, createOperations, defineOperationType, preparedStatementNames } from "../src";
+import type { DeliveredEvent, EventSubscriber } from "../src";
 import { uuidv7 } from "../src/domain/ids";
-import { NO_INLINE } from "../src/store/statements/outbox";
-import { Store } from "../src/store/store";
-import { tablesIn } from "../src/store/tables";
 import { PrismaClient } from "../src/generated/prisma/client";
+import { Counter, withClient } from "./common";
+import {
+  CONCURRENCY,
+  GRAPHILE_LATENCY_PRESET,
+  GRAPHILE_PRESET,
+  OURS_TUNED_WORKER,
+  PGBOSS_THROUGHPUT,
+} from "./settings";
 
-export interface DrainSettings {
-  total: number;
-  batchSize: number;
-  concurrency: number;
+/** Job kinds: `bench` is timed, `warm` only warms a process up. */
+export type JobType = "bench" | "warm";
+
+export interface DrainResult {
+  /** From starting the worker until it has stopped with every outcome recorded. */
+  ms: number;
+  /** From starting the worker until the last handler ran. */
+  handlersMs: number;
 }
 
 export interface System {
+  /** Migrations, queues. Idempotent: a database is set up by its seeding process and again by its run. */
+  setup(): Promise<void>;
   /** Writes `batches` batches of `size` jobs, one batch per call/transaction, in sequence. */
-  submit(batches: number, size: number): Promise<void>;
-  /** Inserts `total` jobs (not timed) then runs them; resolves with the ms the run took. */
-  drain(settings: DrainSettings): Promise<number>;
+  submit(batches: number, size: number, type?: JobType): Promise<void>;
+  /** Runs a worker for `type` until `total` jobs have run and been recorded, then stops it. */
+  drain(total: number, type: JobType): Promise<DrainResult>;
+  /** Checks, untimed, that `total` jobs of `type` were recorded as done (throws otherwise). */
+  verifyDrained(total: number, type: JobType): Promise<void>;
   /** One job at a time: ms from calling submit to the handler starting, `count` times. */
   latency(count: number): Promise<number[]>;
-  settings: Record<string, unknown>;
   close(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const items = (size: number) => Array.from({ length: size }, (_, n) => ({ n }));
 
-/**
- * Polls `count()` until it reaches `target`; resolves with the ms since `started`. Every 100 ms:
- * often enough for a 1% resolution on these runs, rarely enough not to load the database.
- */
-async function until(count: () => Promise<number>, target: number, started: number): Promise<number> {
-  for (;;) {
-    if ((await count()) >= target) return performance.now() - started;
-    await sleep(100);
-  }
+async function one(url: string, sql: string, params: unknown[] = []): Promise<number> {
+  return withClient(url, async (client) => Number((await client.query(sql, params)).rows[0].n));
 }
 
-async function countOf(pool: Pool, sql: string): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(sql);
-  return rows[0]!.n;
+function expect(what: string, actual: number, expected: number): void {
+  if (actual !== expected) throw new Error(`${what}: ${actual}, expected ${expected}`);
 }
 
 // --- ours ---------------------------------------------------------------------------------------
 
-const benchTypes = {
+export const benchTypes = {
   bench: defineOperationType({ payload: z.object({ n: z.number().int() }), maxAttempts: 3 }),
+  warm: defineOperationType({ payload: z.object({ n: z.number().int() }), maxAttempts: 3 }),
 };
 
-export async function ours(url: string): Promise<System> {
-  const admin = new Pool({ connectionString: url, max: 2 });
-  const client = await admin.connect();
-  await applyMigrations(client);
-  client.release();
-  const prisma = new PrismaClient({
-    adapter: new PrismaPg(
-      { connectionString: url, max: 20 },
-      { statementNameGenerator: preparedStatementNames() },
-    ),
+/** Our client as the README's quick start makes it, or tuned (pool 20, prepared statements). */
+export function ourPrisma(url: string, tuned: boolean): PrismaClient {
+  return new PrismaClient({
+    adapter: tuned
+      ? new PrismaPg({ connectionString: url, max: 20 }, { statementNameGenerator: preparedStatementNames() })
+      : new PrismaPg({ connectionString: url }),
   });
-  const ops = createOperations({ prisma, types: benchTypes, logger: silentLogger });
-  const items = (size: number) => Array.from({ length: size }, (_, n) => ({ n }));
-  const workerSettings = {
-    concurrency: 16,
-    batchSize: 16,
-    prefetch: 0,
-    pollIntervalMs: 50,
-    listen: true,
-    relay: "on",
-    reaper: "on",
+}
+
+/** The in-process subscriber attached to ours: counts deliveries by topic and operation type. */
+export class CountingSubscriber implements EventSubscriber {
+  readonly name = "bench";
+  readonly delivered = new Map<string, number>();
+
+  deliver(event: DeliveredEvent): void {
+    const type = (event.payload as { type?: string } | null)?.type ?? "";
+    const key = `${event.topic}:${type}`;
+    this.delivered.set(key, (this.delivered.get(key) ?? 0) + 1);
+  }
+}
+
+export async function ours(url: string, tuned: boolean): Promise<System> {
+  const prisma = ourPrisma(url, tuned);
+  const subscriber = new CountingSubscriber();
+  // The default logger: the module's warnings and errors go to stderr.
+  const ops = createOperations({ prisma, types: benchTypes, subscribers: [subscriber] });
+  const workerOptions = {
+    ...(tuned ? { concurrency: CONCURRENCY, ...OURS_TUNED_WORKER } : { concurrency: CONCURRENCY }),
+    // Only sweep.ts sets this, to try other values.
+    ...(JSON.parse(process.env.BENCH_OURS_WORKER ?? "{}") as Record<string, number>),
   };
+  const handled = new Counter();
+  const worker = (handler: () => void, type: JobType) =>
+    ops.createWorker({
+      handlers: (type === "bench" ? { bench: handler } : { warm: handler }) as never,
+      ...workerOptions,
+      listen: { connectionString: url },
+    });
   return {
-    settings: {
-      submit: "submitBatch (one statement in one transaction, outbox included)",
-      worker: workerSettings,
+    async setup() {
+      await withClient(url, (client) => applyMigrations(client));
+      await ops.ready();
     },
-    async submit(batches, size) {
+    async submit(batches, size, type = "bench") {
       for (let b = 0; b < batches; b++)
-        await ops.submitBatch({ tenantId: "bench", type: "bench", items: items(size) });
+        await ops.submitBatch({ tenantId: "bench", type, items: items(size) });
     },
-    async drain({ total, batchSize, concurrency }) {
-      for (let b = 0; b < total / batchSize; b++) {
-        await ops.submitBatch({ tenantId: "bench", type: "bench", items: items(batchSize) });
-      }
-      const worker = ops.createWorker({
-        handlers: { bench: () => null },
-        concurrency,
-        batchSize: workerSettings.batchSize,
-        prefetch: workerSettings.prefetch,
-        pollIntervalMs: 50,
-        listen: { connectionString: url },
-      });
+    async drain(total, type) {
+      const done = handled.until(total);
       const started = performance.now();
-      await worker.start();
-      const ms = await until(
-        () => countOf(admin, `SELECT count(*)::int AS n FROM operations WHERE status = 'completed'`),
+      const running = worker(() => handled.add(), type);
+      await running.start();
+      await done;
+      const handlersMs = performance.now() - started;
+      await running.stop();
+      return { ms: performance.now() - started, handlersMs };
+    },
+    async verifyDrained(total, type) {
+      expect(
+        `ours: completed ${type} operations`,
+        await one(url, `SELECT count(*) AS n FROM operations WHERE type = $1 AND status = 'completed'`, [
+          type,
+        ]),
         total,
-        started,
       );
-      await worker.stop();
-      return ms;
+      expect(
+        "ours: deliveries not delivered",
+        await one(url, `SELECT count(*) AS n FROM operation_deliveries WHERE delivered_at IS NULL`),
+        0,
+      );
+      expect(
+        `ours: operation.completed events of ${type} delivered to the subscriber`,
+        subscriber.delivered.get(`operation.completed:${type}`) ?? 0,
+        total,
+      );
     },
     async latency(count) {
       let started: (() => void) | undefined;
-      const worker = ops.createWorker({
-        handlers: { bench: () => void started?.() },
-        concurrency: 1,
-        pollIntervalMs: 1_000,
-        listen: { connectionString: url },
-      });
-      await worker.start();
+      const running = worker(() => started?.(), "bench");
+      await running.start();
       const samples: number[] = [];
       for (let i = 0; i < count; i++) {
-        const running = new Promise<void>((resolve) => (started = resolve));
+        const handlerStarted = new Promise<void>((resolve) => (started = resolve));
         const t0 = performance.now();
         await ops.submitOperation({ tenantId: "bench", type: "bench", payload: { n: i } });
-        await running;
+        await handlerStarted;
         samples.push(performance.now() - t0);
       }
-      await worker.stop();
+      await running.stop();
       return samples;
     },
     async close() {
       await prisma.$disconnect();
-      await admin.end();
     },
   };
 }
 
-/**
- * Per-child cost of the completion statement (the child's transition, its batch's counters and
- * the events) in batches of `batchSize`, over `children` completions in all.
- */
-export async function aggregationCost(url: string, batchSize: number, children: number): Promise<number> {
-  const system = await ours(url);
-  const prisma = new PrismaClient({
-    adapter: new PrismaPg(
-      { connectionString: url, max: 2 },
-      { statementNameGenerator: preparedStatementNames() },
-    ),
-  });
-  const ops = createOperations({ prisma, types: benchTypes, logger: silentLogger });
-  for (let b = 0; b < children / batchSize; b++) {
-    await ops.submitBatch({
-      tenantId: "bench",
-      type: "bench",
-      items: Array.from({ length: batchSize }, (_, n) => ({ n })),
-    });
-  }
-  const claimed = [];
-  for (;;) {
-    const rows = await new Store(prisma, tablesIn()).claimDue(1000, "bench", 600_000);
-    if (rows.length === 0) break;
-    claimed.push(...rows);
-  }
-  const started = performance.now();
-  for (const row of claimed) {
-    await new Store(prisma, tablesIn()).finishOperations(
-      [{ id: row.id, lockToken: row.lockToken, finish: { to: "completed", result: null } }],
-      NO_INLINE,
-    );
-  }
-  const perChild = (performance.now() - started) / claimed.length;
-  await prisma.$disconnect();
-  await system.close();
-  return perChild;
-}
+// --- raw SQL: the same work as ours, set-based ---------------------------------------------------
 
-// --- raw SQL: the ceiling on the same schema -----------------------------------------------------
+/** Rows claimed per statement by the raw ceiling. */
+export const RAW_CLAIM = 1000;
+/** Connections (claim-run-complete loops) of the raw ceiling; see settings.ts. */
+export const RAW_CONNECTIONS = Number(process.env.BENCH_RAW_CONNECTIONS ?? 4);
+
+const RAW_INSERT_BATCH = `
+  WITH parent AS (
+    INSERT INTO operation_batches (id, tenant_id, type, child_count) VALUES ($1, 'bench', $4, cardinality($2::uuid[]))
+    RETURNING id, tenant_id, type, child_count
+  ), children AS (
+    INSERT INTO operations (id, tenant_id, batch_id, type, payload, max_attempts)
+    SELECT c.id, p.tenant_id, p.id, p.type, c.payload, 3
+    FROM parent p, unnest($2::uuid[], $3::jsonb[]) AS c(id, payload)
+    RETURNING 1
+  ), events AS (
+    INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload)
+    SELECT tenant_id, 'batch.submitted', id, jsonb_build_object('batchId', id, 'type', type, 'childCount', child_count)
+    FROM parent
+    RETURNING id
+  ), deliveries AS (
+    INSERT INTO operation_deliveries (event_id, subscriber, available_at)
+    SELECT e.id, s.name, now() + interval '60 seconds' FROM events e CROSS JOIN operation_subscribers s
+    RETURNING event_id
+  )
+  SELECT (SELECT count(*) FROM children)::int AS children, (SELECT array_agg(event_id) FROM deliveries) AS events,
+         pg_notify('prisma_operations_wake', $4) AS woke`;
+
+const RAW_CLAIM_SQL = `
+  WITH picked AS (
+    SELECT id FROM operations
+    WHERE status = 'pending' AND run_at <= now() AND type = $2
+    ORDER BY run_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE operations o
+    SET status = 'processing', locked_by = 'raw', locked_until = now() + interval '30 seconds',
+        lock_token = gen_random_uuid(), attempts = o.attempts + 1, started_at = COALESCE(o.started_at, now()),
+        updated_at = now()
+    FROM picked WHERE o.id = picked.id AND o.status = 'pending'
+    RETURNING o.id, o.batch_id, o.payload, o.lock_token
+  ), started AS (
+    UPDATE operation_batches b SET status = 'processing', started_at = COALESCE(b.started_at, now()), updated_at = now()
+    WHERE b.id IN (SELECT batch_id FROM claimed) AND b.status = 'pending'
+  )
+  SELECT id::text, payload, lock_token::text FROM claimed`;
+
+const RAW_COMPLETE_SQL = `
+  WITH done AS (
+    UPDATE operations o
+    SET status = 'completed', result = 'null'::jsonb, locked_by = NULL, locked_until = NULL, lock_token = NULL,
+        finished_at = now(), updated_at = now()
+    FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+    WHERE o.id = u.id AND o.lock_token = u.token AND o.status = 'processing'
+    RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.attempts
+  ), counts AS (
+    SELECT batch_id, count(*)::int AS n FROM done WHERE batch_id IS NOT NULL GROUP BY batch_id
+  ), parent AS (
+    UPDATE operation_batches b
+    SET completed_count = b.completed_count + c.n,
+        status = CASE WHEN b.completed_count + c.n + b.failed_count + b.cancelled_count = b.child_count
+                      THEN (CASE WHEN b.failed_count > 0 THEN 'failed' WHEN b.cancelled_count > 0 THEN 'cancelled'
+                                 ELSE 'completed' END)::batch_status
+                      ELSE b.status END,
+        finished_at = CASE WHEN b.completed_count + c.n + b.failed_count + b.cancelled_count = b.child_count
+                           THEN now() END,
+        updated_at = now()
+    FROM counts c WHERE b.id = c.batch_id
+    RETURNING b.id, b.tenant_id, b.type, b.status, b.child_count, b.completed_count, b.failed_count,
+      b.cancelled_count, b.episode
+  ), events AS (
+    INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload)
+    SELECT tenant_id, 'operation.completed', id, jsonb_build_object('operationId', id, 'batchId', batch_id,
+      'type', type, 'status', 'completed', 'attempts', attempts)
+    FROM done
+    UNION ALL
+    SELECT tenant_id, 'batch.' || status, id, jsonb_build_object('batchId', id, 'type', type, 'status', status,
+      'childCount', child_count, 'completed', completed_count, 'failed', failed_count,
+      'cancelled', cancelled_count, 'episode', episode)
+    FROM parent WHERE status IN ('completed', 'failed', 'cancelled')
+    RETURNING id, tenant_id, topic, aggregate_id, payload, created_at
+  ), deliveries AS (
+    INSERT INTO operation_deliveries (event_id, subscriber, available_at)
+    SELECT e.id, s.name, now() + interval '60 seconds' FROM events e CROSS JOIN operation_subscribers s
+    RETURNING event_id
+  )
+  SELECT e.id::text, e.tenant_id, e.topic, e.aggregate_id::text, e.payload, e.created_at,
+         (SELECT count(*) FROM deliveries)::int AS deliveries
+  FROM events e`;
+
+const RAW_MARK_DELIVERED_SQL = `
+  UPDATE operation_deliveries SET delivered_at = now(), attempts = 1
+  WHERE event_id = ANY($1::bigint[]) AND subscriber = 'bench' AND delivered_at IS NULL`;
 
 export async function raw(url: string): Promise<System> {
-  const pool = new Pool({ connectionString: url, max: 20 });
-  const client = await pool.connect();
-  await applyMigrations(client);
-  client.release();
-  const insertBatch = async (size: number) => {
-    const connection = await pool.connect();
-    try {
-      const batchId = uuidv7();
-      await connection.query("BEGIN");
-      await connection.query(
-        `INSERT INTO operation_batches (id, tenant_id, type, child_count) VALUES ($1, 'bench', 'bench', $2)`,
-        [batchId, size],
-      );
-      await connection.query(
-        `INSERT INTO operations (id, tenant_id, batch_id, type, payload, max_attempts)
-         SELECT unnest($1::uuid[]), 'bench', $2, 'bench', unnest($3::jsonb[]), 3`,
-        [
-          Array.from({ length: size }, () => uuidv7()),
-          batchId,
-          Array.from({ length: size }, (_, n) => `{"n":${n}}`),
-        ],
-      );
-      await connection.query("COMMIT");
-    } finally {
-      connection.release();
-    }
+  const pool = new Pool({ connectionString: url, max: RAW_CONNECTIONS + 2 });
+  const subscriber = new CountingSubscriber();
+  const handled = new Counter();
+  const insert = async (size: number, type: JobType) => {
+    const { rows } = await pool.query<{ events: string[] | null }>(RAW_INSERT_BATCH, [
+      uuidv7(),
+      Array.from({ length: size }, () => uuidv7()),
+      Array.from({ length: size }, (_, n) => `{"n":${n}}`),
+      type,
+    ]);
+    const events = rows[0]?.events ?? [];
+    // As ours does after commit: deliver the submit's event in process, then mark it delivered.
+    for (let i = 0; i < events.length; i++)
+      subscriber.deliver({ topic: "batch.submitted" } as DeliveredEvent);
+    if (events.length) await pool.query(RAW_MARK_DELIVERED_SQL, [events]);
   };
   return {
-    settings: {
-      submit: "BEGIN; INSERT parent; INSERT children (unnest); COMMIT",
-      drain:
-        "2 connections: claim concurrency/2 (SKIP LOCKED), complete them in one statement with the batch counters",
+    async setup() {
+      await withClient(url, async (client) => {
+        await applyMigrations(client);
+        await client.query(
+          `INSERT INTO operation_subscribers (name, topics) VALUES ('bench', '{}') ON CONFLICT (name) DO NOTHING`,
+        );
+      });
     },
-    async submit(batches, size) {
-      for (let b = 0; b < batches; b++) await insertBatch(size);
+    async submit(batches, size, type = "bench") {
+      for (let b = 0; b < batches; b++) await insert(size, type);
     },
-    async drain({ total, batchSize, concurrency }) {
-      for (let b = 0; b < total / batchSize; b++) await insertBatch(batchSize);
-      // Two connections, each claiming `concurrency / 2` rows at a time and completing them in one
-      // statement that also moves their batches' counters: what hand-written SQL would do.
-      const perClaim = Math.max(1, concurrency / 2);
-      let done = 0;
+    async drain(total, type) {
+      const done = handled.until(total);
       const started = performance.now();
+      let deadlocks = 0;
+      let handlersMs = 0;
+      void done.then(() => (handlersMs = performance.now() - started));
+      // Loops claim and complete children of the same batches, whose rows they update in no set
+      // order: a deadlock rolls one statement back whole, and it is simply run again (a claim then
+      // takes other rows; a completion's claims still hold).
+      const query = async <R extends object>(client: PoolClient, sql: string, values: unknown[]) => {
+        for (;;) {
+          try {
+            return (await client.query<R>(sql, values)).rows;
+          } catch (error) {
+            if ((error as { code?: string }).code !== "40P01") throw error;
+            deadlocks++;
+          }
+        }
+      };
       await Promise.all(
-        [0, 1].map(async () => {
-          for (;;) {
-            const { rows } = await pool.query<{ id: string }>(
-              `UPDATE operations o SET status = 'processing', locked_by = 'raw', lock_token = gen_random_uuid(), locked_until = now() + interval '1 minute',
-                 attempts = o.attempts + 1
-               FROM (SELECT id FROM operations WHERE status = 'pending' ORDER BY run_at, id LIMIT $1
-                     FOR UPDATE SKIP LOCKED) p
-               WHERE o.id = p.id RETURNING o.id`,
-              [perClaim],
-            );
-            if (rows.length === 0) return;
-            await pool.query(
-              `WITH done AS (
-                 UPDATE operations SET status = 'completed', locked_by = NULL, locked_until = NULL, finished_at = now()
-                 WHERE id = ANY($1::uuid[]) RETURNING batch_id),
-               counts AS (SELECT batch_id, count(*)::int AS n FROM done GROUP BY batch_id)
-               UPDATE operation_batches b SET completed_count = completed_count + c.n,
-                 status = CASE WHEN completed_count + c.n + failed_count + cancelled_count = child_count
-                               THEN 'completed'::batch_status ELSE b.status END,
-                 finished_at = CASE WHEN completed_count + c.n + failed_count + cancelled_count = child_count
-                                    THEN now() END
-               FROM counts c WHERE b.id = c.batch_id`,
-              [rows.map((row) => row.id)],
-            );
-            done += rows.length;
+        Array.from({ length: RAW_CONNECTIONS }, async () => {
+          const client = await pool.connect();
+          try {
+            for (;;) {
+              const rows = await query<{ id: string; payload: unknown; lock_token: string }>(
+                client,
+                RAW_CLAIM_SQL,
+                [RAW_CLAIM, type],
+              );
+              if (rows.length === 0) return;
+              // The handlers (no-ops, like every system's here), CONCURRENCY at a time.
+              for (let i = 0; i < rows.length; i += CONCURRENCY) {
+                await Promise.all(rows.slice(i, i + CONCURRENCY).map(async () => handled.add()));
+              }
+              const events = await query<{ id: string; topic: string; payload: unknown }>(
+                client,
+                RAW_COMPLETE_SQL,
+                [rows.map((row) => row.id), rows.map((row) => row.lock_token)],
+              );
+              for (const event of events) subscriber.deliver(event as unknown as DeliveredEvent);
+              await query(client, RAW_MARK_DELIVERED_SQL, [events.map((event) => event.id)]);
+            }
+          } finally {
+            client.release();
           }
         }),
       );
-      if (done !== total) throw new Error(`raw drain completed ${done} of ${total}`);
-      return performance.now() - started;
+      await done;
+      if (deadlocks) console.error(`[raw] ${deadlocks} statement(s) deadlocked and were run again`);
+      return { ms: performance.now() - started, handlersMs };
+    },
+    async verifyDrained(total, type) {
+      expect(
+        `raw: completed ${type} operations`,
+        await one(url, `SELECT count(*) AS n FROM operations WHERE type = $1 AND status = 'completed'`, [
+          type,
+        ]),
+        total,
+      );
+      expect(
+        "raw: deliveries not delivered",
+        await one(url, `SELECT count(*) AS n FROM operation_deliveries WHERE delivered_at IS NULL`),
+        0,
+      );
+      expect(
+        `raw: operation.completed events of ${type} delivered`,
+        subscriber.delivered.get(`operation.completed:${type}`) ?? 0,
+        total,
+      );
     },
     latency: () => Promise.resolve([]),
     close: () => pool.end(),
@@ -261,151 +358,173 @@ export async function raw(url: string): Promise<System> {
 
 // --- pg-boss 12 ----------------------------------------------------------------------------------
 
-export async function pgboss(url: string): Promise<System> {
+async function startPgBoss(url: string) {
   const { PgBoss } = await import("pg-boss");
-  const boss = new PgBoss({
-    connectionString: url,
-    max: 20,
-    useListenNotify: true,
-    supervise: false,
-    schedule: false,
-  });
-  boss.on("error", (error) => console.error("pg-boss:", error.message));
-  await boss.start();
-  await boss.createQueue("bench", { notify: true });
-  await boss.createQueue("bench-parent");
-  const pool = new Pool({ connectionString: url, max: 2 });
-  const jobs = (size: number) => Array.from({ length: size }, (_, n) => ({ data: { n } }));
-  // Tuned here (drain of 20,000): fetch 16 at once, keep fetching while fetches come back full.
-  const workSettings = JSON.parse(
-    process.env.BENCH_PGBOSS_WORK ??
-      '{"batchSize":16,"localConcurrency":1,"pollingIntervalSeconds":0.5,"notifyPollingIntervalSeconds":0.5,"burstWhenBatchFull":true}',
+  const boss = new PgBoss({ connectionString: url, max: 20, useListenNotify: true, schedule: false });
+  boss.on("error", (error) => console.error(`[pg-boss error] ${error.message}`));
+  boss.on("warning", (warning) =>
+    console.error(`[pg-boss warning] ${warning.message} ${JSON.stringify(warning.data)}`),
   );
+  await boss.start();
+  return boss;
+}
+
+export async function pgboss(url: string): Promise<System> {
+  const boss = await startPgBoss(url);
+  const handled = new Counter();
+  const jobs = (size: number) => Array.from({ length: size }, (_, n) => ({ data: { n } }));
   return {
-    settings: {
-      submit: "insert(queue, jobs) per batch; flow: children + a parent depending on all",
-      work: workSettings,
+    async setup() {
+      for (const name of ["bench", "warm"]) {
+        if (!(await boss.getQueue(name))) await boss.createQueue(name, { notify: true });
+      }
     },
-    async submit(batches, size) {
-      for (let b = 0; b < batches; b++) await boss.insert("bench", jobs(size));
+    async submit(batches, size, type = "bench") {
+      for (let b = 0; b < batches; b++) await boss.insert(type, jobs(size));
     },
-    async drain({ total, batchSize }) {
-      for (let b = 0; b < total / batchSize; b++) await boss.insert("bench", jobs(batchSize));
+    async drain(total, type) {
+      const done = handled.until(total);
       const started = performance.now();
-      await boss.work("bench", workSettings, async () => undefined);
-      const ms = await until(
-        () =>
-          countOf(
-            pool,
-            `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'bench' AND state = 'completed'`,
-          ),
+      // Only sweep.ts sets BENCH_PGBOSS_WORK, to try other values.
+      const options: typeof PGBOSS_THROUGHPUT = {
+        ...PGBOSS_THROUGHPUT,
+        ...(JSON.parse(process.env.BENCH_PGBOSS_WORK ?? "{}") as Partial<typeof PGBOSS_THROUGHPUT>),
+      };
+      await boss.work(type, options, async (batch) => handled.add(batch.length));
+      await done;
+      const handlersMs = performance.now() - started;
+      await boss.offWork(type, { wait: true });
+      return { ms: performance.now() - started, handlersMs };
+    },
+    async verifyDrained(total, type) {
+      expect(
+        `pg-boss: completed ${type} jobs`,
+        await one(url, `SELECT count(*) AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'`, [
+          type,
+        ]),
         total,
-        started,
       );
-      await boss.offWork("bench");
-      return ms;
     },
     async latency(count) {
       let started: (() => void) | undefined;
-      await boss.work(
-        "bench",
-        { batchSize: 1, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 30 },
-        async () => {
-          started?.();
-        },
-      );
+      // The documented low-latency set-up: LISTEN/NOTIFY on, the work() defaults otherwise.
+      await boss.work("bench", async () => {
+        started?.();
+      });
       const samples: number[] = [];
       for (let i = 0; i < count; i++) {
-        const running = new Promise<void>((resolve) => (started = resolve));
+        const handlerStarted = new Promise<void>((resolve) => (started = resolve));
         const t0 = performance.now();
         await boss.send("bench", { n: i });
-        await running;
+        await handlerStarted;
         samples.push(performance.now() - t0);
       }
-      await boss.offWork("bench");
+      await boss.offWork("bench", { wait: true });
       return samples;
     },
     async close() {
       await boss.stop({ graceful: false });
-      await pool.end();
     },
   };
 }
 
 /** pg-boss's flow: the batch's children and a parent job that depends on all of them. */
-export async function pgbossFlowSubmit(url: string, batches: number, size: number): Promise<void> {
-  const { PgBoss } = await import("pg-boss");
-  const boss = new PgBoss({ connectionString: url, max: 20, supervise: false, schedule: false });
-  boss.on("error", (error) => console.error("pg-boss:", error.message));
-  await boss.start();
-  await boss.createQueue("bench");
-  await boss.createQueue("bench-parent");
-  const started = performance.now();
-  for (let b = 0; b < batches; b++) {
-    const children = Array.from({ length: size }, (_, n) => ({ ref: `c${n}`, name: "bench", data: { n } }));
-    await boss.flow([
-      ...children,
-      { ref: "parent", name: "bench-parent", dependsOn: children.map((child) => child.ref) },
-    ]);
-  }
-  console.log(`RESULT ${JSON.stringify({ ms: performance.now() - started })}`);
-  await boss.stop({ graceful: false });
+export async function pgbossFlow(url: string): Promise<System> {
+  const boss = await startPgBoss(url);
+  return {
+    async setup() {
+      for (const name of ["bench", "bench-parent"]) {
+        if (!(await boss.getQueue(name))) await boss.createQueue(name, { notify: true });
+      }
+    },
+    async submit(batches, size) {
+      for (let b = 0; b < batches; b++) {
+        const children = Array.from({ length: size }, (_, n) => ({
+          ref: `c${n}`,
+          name: "bench",
+          data: { n },
+        }));
+        await boss.flow([
+          ...children,
+          { ref: "parent", name: "bench-parent", dependsOn: children.map((child) => child.ref) },
+        ]);
+      }
+    },
+    drain: () => Promise.reject(new Error("pgbossFlow has no drain")),
+    verifyDrained: () => Promise.resolve(),
+    latency: () => Promise.resolve([]),
+    async close() {
+      await boss.stop({ graceful: false });
+    },
+  };
 }
 
 // --- graphile-worker 0.18 -----------------------------------------------------------------------
 
 export async function graphile(url: string): Promise<System> {
   const { Logger, makeWorkerUtils, run } = await import("graphile-worker");
-  const utils = await makeWorkerUtils({ connectionString: url });
-  await utils.migrate();
-  const pool = new Pool({ connectionString: url, max: 2 });
-  const specs = (size: number) =>
-    Array.from({ length: size }, (_, n) => ({ identifier: "bench", payload: { n } }));
-  const runSettings = {
-    concurrency: 16,
-    pollInterval: 100,
-    localQueue: { size: 32 },
-    completeJobBatchDelay: 0,
-  };
-  const start = (task: () => Promise<void> | void, concurrency: number) =>
+  // Its warnings and errors stay visible (stderr); info and debug are dropped.
+  const logger = new Logger(() => (level, message) => {
+    if (level === "error" || level === "warning") console.error(`[graphile-worker ${level}] ${message}`);
+  });
+  const pool = new Pool({ connectionString: url, max: GRAPHILE_PRESET.maxPoolSize });
+  pool.on("error", (error) => console.error(`[graphile-worker pool] ${error.message}`));
+  pool.on("connect", (client) =>
+    client.on("error", (error) => console.error(`[graphile-worker client] ${error.message}`)),
+  );
+  const utils = await makeWorkerUtils({ pgPool: pool, logger });
+  const handled = new Counter();
+  const specs = (size: number, type: JobType) =>
+    Array.from({ length: size }, (_, n) => ({ identifier: type, payload: { n } }));
+  const start = (type: JobType, task: () => void, preset = GRAPHILE_PRESET) =>
     run({
-      connectionString: url,
-      concurrency,
-      pollInterval: runSettings.pollInterval,
+      pgPool: pool,
+      logger,
       noHandleSignals: true,
-      taskList: { bench: async () => task() },
-      preset: {
-        worker: {
-          localQueue: runSettings.localQueue,
-          completeJobBatchDelay: runSettings.completeJobBatchDelay,
-        },
-      },
-      logger: new Logger(() => () => undefined),
+      taskList: { [type]: async () => task() },
+      preset: { worker: preset },
     });
   return {
-    settings: { submit: "addJobs(specs) per batch", run: runSettings },
-    async submit(batches, size) {
-      for (let b = 0; b < batches; b++) await utils.addJobs(specs(size));
+    async setup() {
+      await utils.migrate();
     },
-    async drain({ total, batchSize, concurrency }) {
-      for (let b = 0; b < total / batchSize; b++) await utils.addJobs(specs(batchSize));
+    async submit(batches, size, type = "bench") {
+      for (let b = 0; b < batches; b++) await utils.addJobs(specs(size, type));
+    },
+    async drain(total, type) {
+      const done = handled.until(total);
       const started = performance.now();
-      const runner = await start(() => undefined, concurrency);
-      // Graphile deletes a job when it completes: done when none are left.
-      const remaining = () => countOf(pool, `SELECT count(*)::int AS n FROM graphile_worker._private_jobs`);
-      const ms = await until(async () => total - (await remaining()), total, started);
+      const runner = await start(type, () => handled.add());
+      await done;
+      const handlersMs = performance.now() - started;
       await runner.stop();
-      return ms;
+      return { ms: performance.now() - started, handlersMs };
+    },
+    async verifyDrained(total, type) {
+      // Graphile deletes a job when it completes.
+      expect(
+        `graphile: ${type} jobs left`,
+        await one(
+          url,
+          `SELECT count(*) AS n FROM graphile_worker._private_jobs j
+           JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE t.identifier = $1`,
+          [type],
+        ),
+        0,
+      );
+      expect(`graphile: ${type} handlers run`, handled.count, total);
     },
     async latency(count) {
       let started: (() => void) | undefined;
-      const runner = await start(() => void started?.(), 1);
+      const preset =
+        process.env.BENCH_GRAPHILE_LATENCY === "batching" ? GRAPHILE_PRESET : GRAPHILE_LATENCY_PRESET;
+      const runner = await start("bench", () => started?.(), preset);
       const samples: number[] = [];
       for (let i = 0; i < count; i++) {
-        const running = new Promise<void>((resolve) => (started = resolve));
+        const handlerStarted = new Promise<void>((resolve) => (started = resolve));
         const t0 = performance.now();
         await utils.addJob("bench", { n: i });
-        await running;
+        await handlerStarted;
         samples.push(performance.now() - t0);
       }
       await runner.stop();
@@ -417,3 +536,12 @@ export async function graphile(url: string): Promise<System> {
     },
   };
 }
+
+export const FACTORIES: Record<string, (url: string) => Promise<System>> = {
+  ours: (url) => ours(url, false),
+  oursTuned: (url) => ours(url, true),
+  raw,
+  pgboss,
+  pgbossFlow,
+  graphile,
+};

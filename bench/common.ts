@@ -1,0 +1,114 @@
+// Helpers every system and scenario shares: the database admin calls, counting to a target, RSS.
+import { Client } from "pg";
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * What every system gets after its setup and before anything is timed: fresh statistics for the
+ * planner, and a checkpoint so that no system's timed part pays for another's dirty pages.
+ */
+export async function analyzeAndCheckpoint(url: string): Promise<void> {
+  await withClient(url, async (client) => {
+    await client.query("ANALYZE");
+    await client.query("CHECKPOINT");
+  });
+}
+
+/** Counts things (handler starts, deliveries) and resolves a promise when the count reaches a target. */
+export class Counter {
+  count = 0;
+  private target = Infinity;
+  private reached: (() => void) | undefined;
+
+  add(n = 1): void {
+    this.count += n;
+    if (this.count >= this.target) this.reached?.();
+  }
+
+  /** Resets to 0 and resolves once `target` is counted. */
+  until(target: number): Promise<void> {
+    this.count = 0;
+    this.target = target;
+    return new Promise((resolve) => {
+      this.reached = () => {
+        this.reached = undefined;
+        this.target = Infinity;
+        resolve();
+      };
+    });
+  }
+}
+
+/** Samples this process's RSS every 20 ms between start() and stop(); stop() returns the peak in MB. */
+export class RssSampler {
+  private peak = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  start(): this {
+    this.peak = process.memoryUsage.rss();
+    this.timer = setInterval(() => {
+      this.peak = Math.max(this.peak, process.memoryUsage.rss());
+    }, 20);
+    return this;
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    this.peak = Math.max(this.peak, process.memoryUsage.rss());
+    return this.peak / (1024 * 1024);
+  }
+}
+
+/** Peak RSS of the whole process so far, in MB. */
+export function processPeakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * Wraps the methods of `target` (a prototype) to count calls and time them, by method name. Used to
+ * count the module's statements per operation without touching its code.
+ */
+export function instrument(
+  target: object,
+  names: readonly string[],
+): { calls: Record<string, number>; ms: Record<string, number[]>; reset(): void; restore(): void } {
+  const calls: Record<string, number> = {};
+  const ms: Record<string, number[]> = {};
+  const originals = new Map<string, unknown>();
+  const record = target as Record<string, unknown>;
+  for (const name of names) {
+    const original = record[name] as (...args: unknown[]) => unknown;
+    originals.set(name, original);
+    record[name] = function (this: unknown, ...args: unknown[]) {
+      calls[name] = (calls[name] ?? 0) + 1;
+      const started = performance.now();
+      const result = original.apply(this, args);
+      if (result instanceof Promise) {
+        return result.finally(() => (ms[name] ??= []).push(performance.now() - started));
+      }
+      (ms[name] ??= []).push(performance.now() - started);
+      return result;
+    };
+  }
+  return {
+    calls,
+    ms,
+    reset() {
+      for (const key of Object.keys(calls)) delete calls[key];
+      for (const key of Object.keys(ms)) delete ms[key];
+    },
+    restore() {
+      for (const [name, original] of originals) record[name] = original;
+    },
+  };
+}

@@ -1,0 +1,283 @@
+// Where our drain spends its time: not part of `npm run bench`, a tool for whoever optimises it.
+//
+//   npx tsx bench/profile-drain.ts [--total 20000] [--tuned] [--worker '{"batchSize":100}'] [--pgss]
+//     [--explain] [--keep]
+//
+// On a database of its own (DATABASE_URL names the server; default 127.0.0.1:5432): seeds `total`
+// operations through the API, warms up, ANALYZEs, then drains them with ours and prints, per Store
+// method, the calls per operation and their time as the worker saw it, the size of each group
+// commit, and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
+// database ran, by total time. --explain prints EXPLAIN (ANALYZE, BUFFERS) of one claim and one
+// group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
+// (open it in Chrome DevTools) and prints the self time by where the code comes from.
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { parseArgs } from "node:util";
+import { Client } from "pg";
+import { claimDue } from "../src/store/statements/claims";
+import { finishOperations } from "../src/store/statements/transitions";
+import { Store } from "../src/store/store";
+import { tablesIn } from "../src/store/tables";
+import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./common";
+import { median, percentile, round } from "./stats";
+import { ours } from "./systems";
+
+const { values: args } = parseArgs({
+  options: {
+    total: { type: "string", default: "20000" },
+    tuned: { type: "boolean", default: false },
+    worker: { type: "string" },
+    pgss: { type: "boolean", default: false },
+    explain: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    cpuprofile: { type: "string" },
+  },
+});
+const total = Number(args.total);
+const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+const database = "po_bench_profile";
+const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString();
+if (args.worker) process.env.BENCH_OURS_WORKER = args.worker;
+
+const STORE_METHODS = [
+  "claimDue",
+  "finishOperations",
+  "markDelivered",
+  "markFailed",
+  "claimDeliveries",
+  "extendDeliveries",
+  "heartbeat",
+  "reapExpiredLeases",
+  "reconcileBatches",
+  "registerSubscribers",
+  "insertBatch",
+  "insertOperation",
+];
+
+/** The SQL text and values of a Prisma `sql` template, for EXPLAIN through pg. */
+function text(statement: { text: string; values: unknown[] }): { sql: string; values: unknown[] } {
+  return { sql: statement.text, values: statement.values };
+}
+
+async function explain(client: Client, label: string, statement: { sql: string; values: unknown[] }) {
+  await client.query("BEGIN");
+  try {
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${statement.sql}`, statement.values);
+    console.log(`\n--- EXPLAIN ANALYZE: ${label}`);
+    for (const row of rows) console.log(row["QUERY PLAN"]);
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string }; hitCount?: number }[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where the code running in the profile came from: the module, Prisma, pg, wasm, Node, idle. */
+function origin(url: string, name: string): string {
+  if (name === "(idle)") return "idle (waiting for the database)";
+  if (name === "(garbage collector)") return "garbage collector";
+  if (name === "(program)") return "V8/native (program)";
+  if (url.startsWith("wasm://") || name.startsWith("wasm-function") || name.startsWith("$"))
+    return "Prisma query compiler (wasm)";
+  if (url.includes("/src/")) return "this module (src/)";
+  if (url.includes("@prisma/adapter-pg")) return "@prisma/adapter-pg";
+  if (url.includes("@prisma/client") || url.includes("/generated/prisma/")) return "@prisma/client runtime";
+  if (url.includes("node_modules/pg") || url.includes("pg-protocol") || url.includes("pg-pool"))
+    return "pg (node-postgres)";
+  if (url.includes("/bench/")) return "bench harness";
+  if (url.startsWith("node:") || url === "") return "Node.js internals / native";
+  return url.replace(/^.*node_modules\//, "").split("/")[0] ?? url;
+}
+
+function summarizeProfile(profile: CpuProfile): void {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const byOrigin = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id)!;
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    const where = origin(node.callFrame.url, node.callFrame.functionName);
+    byOrigin.set(where, (byOrigin.get(where) ?? 0) + dt);
+    const fn = `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.replace(/^.*\/(node_modules|work\/main)\//, "")}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + dt);
+  });
+  const totalMs = [...byOrigin.values()].reduce((a, b) => a + b, 0);
+  console.log(`\nCPU profile of the timed drain (${round(totalMs, 0)} ms sampled), self time by origin:`);
+  for (const [where, ms] of [...byOrigin].sort((a, b) => b[1] - a[1])) {
+    console.log(
+      `  ${String(round(ms, 0)).padStart(7)} ms  ${String(round((100 * ms) / totalMs, 1)).padStart(5)} %  ${where}`,
+    );
+  }
+  console.log("top functions by self time:");
+  for (const [fn, ms] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+    console.log(`  ${String(round(ms, 0)).padStart(7)} ms  ${fn.slice(0, 120)}`);
+  }
+}
+
+async function main(): Promise<void> {
+  await withClient(server, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${database}`);
+  });
+  const system = await ours(url, args.tuned!);
+  await system.setup();
+  console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
+  await system.submit(total / 100, 100, "bench");
+  await system.submit(10, 100, "warm");
+  await system.drain(1000, "warm");
+  await analyzeAndCheckpoint(url);
+
+  if (args.explain) {
+    await withClient(url, async (client) => {
+      const tables = tablesIn();
+      const batchSize = Number(JSON.parse(args.worker ?? "{}").batchSize ?? (args.tuned ? 100 : 16));
+      await explain(
+        client,
+        `claim of ${batchSize}`,
+        text(claimDue(tables, batchSize, "explain", 30_000, ["bench"])),
+      );
+      // A group commit of `batchSize` outcomes: claim them (rolled back with the explain's transaction).
+      await client.query("BEGIN");
+      const claim = text(claimDue(tables, batchSize, "explain", 30_000, ["bench"]));
+      const claimed = await client.query(claim.sql, claim.values);
+      const outcomes = claimed.rows.map((row: { id: string; lockToken: string }) => ({
+        id: row.id,
+        lockToken: row.lockToken,
+        finish: { to: "completed" as const, result: null },
+      }));
+      const inline = { subscribers: ["bench"], leaseMs: 60_000 };
+      const statement = text(finishOperations(tables, outcomes, inline));
+      const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${statement.sql}`, statement.values);
+      console.log(`\n--- EXPLAIN ANALYZE: group commit of ${outcomes.length} outcomes (inline subscriber)`);
+      for (const row of rows) console.log(row["QUERY PLAN"]);
+      await client.query("ROLLBACK");
+    });
+  }
+
+  if (args.pgss) {
+    await withClient(server, (client) => client.query("SELECT pg_stat_statements_reset()"));
+  }
+  const probe = instrument(Store.prototype, STORE_METHODS);
+  const groupSizes: number[] = [];
+  const finish = Store.prototype.finishOperations;
+  Store.prototype.finishOperations = function (this: Store, outcomes, inline) {
+    groupSizes.push(outcomes.length);
+    return finish.call(this, outcomes, inline);
+  };
+  const claimSizes: number[] = [];
+  const claim = Store.prototype.claimDue;
+  Store.prototype.claimDue = async function (this: Store, ...callArgs: Parameters<Store["claimDue"]>) {
+    const rows = await claim.apply(this, callArgs);
+    claimSizes.push(rows.length);
+    return rows;
+  };
+  const session = args.cpuprofile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 200 });
+    await session.post("Profiler.start");
+  }
+  const rss = new RssSampler().start();
+  const cpu = process.cpuUsage();
+  const result = await system.drain(total, "bench");
+  const cpuMs = process.cpuUsage(cpu);
+  if (session) {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(args.cpuprofile!, JSON.stringify(profile));
+    summarizeProfile(profile as unknown as CpuProfile);
+  }
+  const peakRss = rss.stop();
+  await system.verifyDrained(total, "bench");
+  probe.restore();
+
+  console.log(
+    `\ndrain of ${total}: ${round(total / (result.ms / 1000), 0)} ops/s; handlers done at ${round(result.handlersMs, 0)} ms, ` +
+      `all recorded at ${round(result.ms, 0)} ms; worker process CPU ${round((cpuMs.user + cpuMs.system) / 1000, 0)} ms ` +
+      `(${round((cpuMs.user + cpuMs.system) / 1000 / total, 3)} ms per op); peak RSS ${round(peakRss, 0)} MB`,
+  );
+  console.log(
+    "\nStore calls during the timed drain (time as the worker saw it: pool wait + round trip + execution):",
+  );
+  console.log("method                 calls  per op   total ms   median ms  p95 ms");
+  for (const name of STORE_METHODS) {
+    const calls = probe.calls[name];
+    if (!calls) continue;
+    const ms = probe.ms[name] ?? [];
+    console.log(
+      `${name.padEnd(20)} ${String(calls).padStart(7)} ${String(round(calls / total, 4)).padStart(7)} ` +
+        `${String(
+          round(
+            ms.reduce((a, b) => a + b, 0),
+            0,
+          ),
+        ).padStart(10)} ${String(round(median(ms), 2)).padStart(11)} ` +
+        `${String(round(percentile(ms, 95), 2)).padStart(7)}`,
+    );
+  }
+  if (groupSizes.length) {
+    console.log(
+      `group commits: ${groupSizes.length}, outcomes per commit median ${median(groupSizes)}, ` +
+        `max ${Math.max(...groupSizes)}, mean ${round(groupSizes.reduce((a, b) => a + b, 0) / groupSizes.length, 1)}`,
+    );
+  }
+  if (claimSizes.length) {
+    console.log(
+      `claims: ${claimSizes.length}, rows per claim median ${median(claimSizes)}, ` +
+        `mean ${round(claimSizes.reduce((a, b) => a + b, 0) / claimSizes.length, 1)}, empty ${claimSizes.filter((n) => n === 0).length}`,
+    );
+  }
+
+  if (args.pgss) {
+    await withClient(server, async (client) => {
+      const { rows } = await client.query(
+        `SELECT calls, round(total_exec_time::numeric, 0) AS exec_ms, round(total_plan_time::numeric, 0) AS plan_ms,
+                round(mean_exec_time::numeric, 3) AS mean_ms, rows, shared_blks_hit + shared_blks_read AS blocks,
+                wal_records, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+         WHERE d.datname = $1
+         ORDER BY total_exec_time + total_plan_time DESC LIMIT 15`,
+        [database],
+      );
+      const all = await client.query(
+        `SELECT sum(calls)::int AS calls, round(sum(total_exec_time)::numeric, 0) AS exec_ms,
+                round(sum(total_plan_time)::numeric, 0) AS plan_ms, sum(wal_records)::bigint AS wal_records,
+                sum(wal_bytes)::bigint AS wal_bytes
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1`,
+        [database],
+      );
+      const sum = all.rows[0];
+      console.log(
+        `\npg_stat_statements over the drain: ${sum.calls} statements (${round(sum.calls / total, 2)} per op), ` +
+          `exec ${sum.exec_ms} ms + plan ${sum.plan_ms} ms of database time (${round((Number(sum.exec_ms) + Number(sum.plan_ms)) / total, 3)} ms per op), ` +
+          `${round(Number(sum.wal_bytes) / total, 0)} WAL bytes per op`,
+      );
+      console.log("calls  exec_ms  plan_ms  mean_ms    rows  blocks  wal_recs  query");
+      for (const row of rows) {
+        console.log(
+          `${String(row.calls).padStart(5)} ${String(row.exec_ms).padStart(8)} ${String(row.plan_ms).padStart(8)} ` +
+            `${String(row.mean_ms).padStart(8)} ${String(row.rows).padStart(7)} ${String(row.blocks).padStart(7)} ` +
+            `${String(row.wal_records).padStart(9)}  ${row.query}`,
+        );
+      }
+    });
+  }
+  await system.close();
+  if (!args.keep) {
+    await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
