@@ -1,7 +1,7 @@
 // Claims and leases: workers take due operations with FOR UPDATE SKIP LOCKED, each claim named by
 // a fresh token, and keep them alive by heartbeat.
 import type { Tables } from "../tables";
-import { milliseconds, sql, type Sql } from "./shared";
+import { lockedById, milliseconds, sql, type Sql } from "./shared";
 
 /** A claimed operation: what a handler needs, and the claim it runs under. */
 export interface ClaimedRow {
@@ -112,13 +112,10 @@ export function heartbeat(
     UPDATE ${t.operations} o
     SET locked_until = now() + ${milliseconds(leaseMs)}
     FROM (
-      SELECT c.id, u.token FROM ${t.operations} c
-      JOIN unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)
-        ON u.id = c.id
+      SELECT c.id, u.token
+      FROM ${lockedById(t, sql`unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)`)}
       WHERE c.lock_token = u.token AND c.status = 'processing'
-      ORDER BY c.id
-      FOR UPDATE OF c
     ) p
-    WHERE o.id = p.id AND o.lock_token = p.token AND o.status = 'processing'
+    WHERE o.id = p.id -- locked and checked by id above (see move in transitions.ts)
     RETURNING o.lock_token::text AS "lockToken", o.cancel_requested_at IS NOT NULL AS "cancelRequested"`;
 }

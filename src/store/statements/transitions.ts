@@ -8,13 +8,26 @@
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
-import { CANCEL_CHANNEL, milliseconds, raw, sql, TERMINAL, WAKE_CHANNEL, type Sql } from "./shared";
+import {
+  CANCEL_CHANNEL,
+  lockedById,
+  milliseconds,
+  raw,
+  sql,
+  TERMINAL,
+  WAKE_CHANNEL,
+  type Sql,
+} from "./shared";
 
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
-  /** Joined to `operations c` to find the rows, e.g. an unnest of outcomes. */
-  join?: Sql;
-  /** Which rows, over `c` (and what `join` brings). */
+  /**
+   * The rows named by id: a relation aliased `u` with an `id` column, e.g. an unnest of outcomes.
+   * Each is looked up and locked by primary key (see `lockedById`); without it, the rows are
+   * found by `where` over the table.
+   */
+  byId?: Sql;
+  /** Which rows, over `c` (and `u`, with `byId`). */
   where: Sql;
   /**
    * The statuses a row may leave: checked where the row is picked and again where it is updated.
@@ -27,10 +40,7 @@ interface Move {
   carry?: Sql;
   /** Conditions re-checked on the row as it is updated (`o`, and `p`), beside its status. */
   guard?: Sql;
-  /** Lock order. Default: by id, the order every multi-row action locks operations in. */
-  order?: Sql;
-  limit?: number;
-  /** Skip rows another transaction holds (the reaper) rather than wait for them. */
+  /** With `byId`: skip rows another transaction holds (the reaper) rather than wait for them. */
   skipLocked?: boolean;
   /**
    * Rows to lock before any other, in id order: a move that may cascade (fail_fast) locks every
@@ -59,19 +69,29 @@ function move(t: Tables, m: Move): Sql {
   const from = statusList(m.from);
   const carriesOld = !m.from.every((status) => UNFINISHED.includes(status));
   const left = (status: string) => (carriesOld ? sql`(p.old_status = ${status})::int` : sql`0`);
+  const prelock = m.prelock
+    ? sql`AND (SELECT count(*) FROM (${m.prelock} ORDER BY pl.id FOR UPDATE OF pl) locked_first) >= 0`
+    : sql``;
+  const picked = m.byId
+    ? sql`
+      SELECT c.id ${m.carry ?? sql``}
+      FROM ${lockedById(t, m.byId, { skipLocked: m.skipLocked })}
+      WHERE (${m.where}) AND c.status IN ${from} ${prelock}`
+    : sql`
+      SELECT c.id ${m.carry ?? sql``}
+      FROM ${t.operations} c
+      WHERE (${m.where}) AND c.status IN ${from} ${prelock}
+      ORDER BY c.id
+      FOR UPDATE OF c`;
   return sql`
     UPDATE ${t.operations} o
     SET ${m.set}, updated_at = now()
-    FROM (
-      SELECT c.id ${m.carry ?? sql``}
-      FROM ${t.operations} c ${m.join ?? sql``}
-      WHERE (${m.where}) AND c.status IN ${from}
-        ${m.prelock ? sql`AND (SELECT count(*) FROM (${m.prelock} ORDER BY pl.id FOR UPDATE OF pl) locked_first) >= 0` : sql``}
-      ORDER BY ${m.order ?? sql`c.id`}
-      ${m.limit === undefined ? sql`` : sql`LIMIT ${m.limit}`}
-      FOR UPDATE OF c ${m.skipLocked ? sql`SKIP LOCKED` : sql``}
-    ) p
-    WHERE o.id = p.id AND o.status IN ${from}
+    FROM (${picked}) p
+    WHERE o.id = p.id
+      -- A row picked by id was locked as it is now, and its status checked, by this statement; a
+      -- status condition here would let the planner find o through the partial index of processing
+      -- rows again (with the generic plan of a prepared statement: 500 outcomes × 2,000 held).
+      ${m.byId ? sql`` : sql`AND o.status IN ${from}`}
       ${carriesOld ? sql`AND o.status::text = p.old_status` : sql``}
       ${m.guard ? sql`AND (${m.guard})` : sql``}
     RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts,
@@ -263,14 +283,14 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
   return transition(
     t,
     {
-      join: sql`
-        JOIN unnest(${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
+      byId: sql`
+        unnest(${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
                     ${column((f) => f.to)}::text[],
                     ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
                     ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
                     ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
                     ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[])
-          AS u(id, token, target, result, error, delay_s, refund) ON u.id = c.id`,
+          AS u(id, token, target, result, error, delay_s, refund)`,
       where: sql`c.lock_token = u.token`,
       from: ["processing"],
       carry: sql`, u.token, u.target, u.result, u.error, u.delay_s, u.refund`,
@@ -306,6 +326,10 @@ export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql
   return transition(
     t,
     {
+      // The oldest expired leases, read without locks; each is then locked (unless a worker is
+      // recording its outcome right now) and checked again as it is.
+      byId: sql`(SELECT x.id FROM ${t.operations} x WHERE x.status = 'processing' AND x.locked_until < now()
+                 ORDER BY x.locked_until LIMIT ${limit}) u`,
       where: sql`c.locked_until < now()`,
       from: ["processing"],
       guard: sql`o.locked_until < now()`,
@@ -314,8 +338,6 @@ export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql
         sql`f.status = 'processing' AND f.locked_until < now() AND f.attempts >= f.max_attempts
             AND f.cancel_requested_at IS NULL`,
       ),
-      order: sql`c.locked_until`,
-      limit,
       skipLocked: true,
       set: sql`
         status = (CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -372,8 +394,8 @@ export function requeueLocked(
   return transition(
     t,
     {
-      join: sql`JOIN unnest(${locked.map((row) => row.id)}::uuid[], ${locked.map((row) => row.status)}::text[])
-        AS u(id, old_status) ON u.id = c.id`,
+      byId: sql`unnest(${locked.map((row) => row.id)}::uuid[], ${locked.map((row) => row.status)}::text[])
+        AS u(id, old_status)`,
       where: sql`true`,
       carry: sql`, u.old_status`,
       from: ["failed", "cancelled"],
