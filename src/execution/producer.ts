@@ -1,18 +1,21 @@
 // Claims due operations for a worker and hands them to its slots: the producer of the worker
 // runtime. It claims up to the free slots plus `prefetch` per query (FOR UPDATE SKIP LOCKED), keeps
-// what it claimed ahead in a queue, and starts the next row as soon as a slot frees.
+// what it claimed ahead in a local queue (see local-queue.ts), and starts the next row as soon as a
+// slot frees.
 import { errorMessage } from "../errors";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
 import type { ClaimedRow, ClaimPolicy } from "../store/statements/claims";
 import type { Store } from "../store/store";
+import { localQueue, type LocalQueue } from "./local-queue";
 
 export interface ProducerOptions {
   workerId: string;
   /** Types this worker has handlers for: it claims nothing else. */
   types: readonly string[];
   concurrency: number;
-  prefetch: number;
+  /** Rows claimed ahead of free slots: at most this many, or "auto" (see `ahead`). */
+  prefetch: number | "auto";
   batchSize: number;
   leaseMs: number;
   pollIntervalMs: number;
@@ -20,11 +23,21 @@ export interface ProducerOptions {
   policy: ClaimPolicy;
 }
 
+/** With prefetch "auto": rows are claimed ahead for at most this long of work at the current pace… */
+const AUTO_PREFETCH_HORIZON_MS = 200;
+/** …and never more than this many. */
+const AUTO_PREFETCH_MAX = 500;
+/** The pace is handler starts per ms, averaged (exponentially) over about this long. */
+const PACE_WINDOW_MS = 1_000;
+
 export class Producer {
-  private readonly queue: ClaimedRow[] = [];
+  private readonly queue: LocalQueue;
   private runningCount = 0;
   private stopping = false;
   private after: ClaimPolicy["after"];
+  /** Handler starts per ms, decayed to `lastStart`. */
+  private pace = 0;
+  private lastStart = 0;
   private readonly loop: Loop;
 
   constructor(
@@ -35,7 +48,10 @@ export class Producer {
     private readonly onClaimed: (rows: readonly ClaimedRow[]) => void,
     /** Runs a row; resolves when its slot is free again (its outcome may still be recording). */
     private readonly run: (row: ClaimedRow) => Promise<void>,
+    /** Outcomes handed to the completer and not recorded yet: their rows are still held. */
+    private readonly recording: () => number,
   ) {
+    this.queue = localQueue(options.policy);
     this.loop = new Loop(() => this.claim());
   }
 
@@ -58,13 +74,15 @@ export class Producer {
   async stop(): Promise<ClaimedRow[]> {
     this.stopping = true;
     await this.loop.stop();
-    return this.queue.splice(0);
+    return this.queue.takeAll();
   }
 
   private async claim(): Promise<number> {
-    const { concurrency, prefetch, batchSize, pollIntervalMs } = this.options;
-    const free = concurrency + prefetch - this.runningCount - this.queue.length;
-    if (this.stopping || free <= 0) return pollIntervalMs; // woken when a slot frees
+    const { concurrency, batchSize, pollIntervalMs } = this.options;
+    // Rows whose outcomes wait to be recorded count as held: when recording falls behind, claiming
+    // more would only make the next group commit larger and later.
+    const free = concurrency + this.ahead() - this.runningCount - this.queue.length - this.recording();
+    if (this.stopping || free <= 0) return pollIntervalMs; // woken when a slot frees or an outcome is recorded
     const want = Math.min(batchSize, free);
     let rows: ClaimedRow[];
     try {
@@ -85,15 +103,35 @@ export class Producer {
     const last = rows[rows.length - 1];
     if (last) this.after = { type: last.type, tenantId: last.tenantId };
     this.onClaimed(rows);
-    this.queue.push(...rows);
+    this.queue.push(rows);
     this.pump();
     return rows.length === want ? 0 : pollIntervalMs;
+  }
+
+  /**
+   * How many rows to hold beyond the slots. "auto" claims ahead what this worker starts in
+   * AUTO_PREFETCH_HORIZON_MS at its pace: hundreds for millisecond handlers (claims of 100 rather
+   * than one per free slot: the drain's largest cost), none for handlers that take minutes — whose
+   * rows would otherwise wait here while other workers sit idle.
+   */
+  private ahead(): number {
+    const { prefetch } = this.options;
+    if (prefetch !== "auto") return prefetch;
+    const pace = this.pace * Math.exp(-(performance.now() - this.lastStart) / PACE_WINDOW_MS);
+    return Math.min(AUTO_PREFETCH_MAX, Math.floor(pace * AUTO_PREFETCH_HORIZON_MS));
+  }
+
+  private started(): void {
+    const now = performance.now();
+    this.pace = this.pace * Math.exp(-(now - this.lastStart) / PACE_WINDOW_MS) + 1 / PACE_WINDOW_MS;
+    this.lastStart = now;
   }
 
   private pump(): void {
     while (this.runningCount < this.options.concurrency && this.queue.length > 0) {
       const row = this.queue.shift()!;
       this.runningCount++;
+      this.started();
       void this.run(row).finally(() => {
         this.runningCount--;
         this.pump();

@@ -249,6 +249,28 @@ describe("reads refuse invalid ids and cursors", () => {
   });
 });
 
+describe("createWorker refuses bad options", () => {
+  const handlers = { "documents.ingest": async () => undefined };
+  it.each([
+    [{ concurrency: 0 }, "`concurrency` must be an integer >= 1, got 0"],
+    [{ batchSize: 2.5 }, "`batchSize` must be an integer >= 1, got 2.5"],
+    [{ prefetch: -1 }, '`prefetch` must be an integer >= 0 or "auto", got -1'],
+    [{ prefetch: untyped("lots") }, '`prefetch` must be an integer >= 0 or "auto", got "lots"'],
+    [{ leaseMs: untyped("30s") }, '`leaseMs` must be an integer >= 1, got "30s"'],
+    [{ tenantWeights: { a: 0 } }, 'tenantWeights["a"] must be a number > 0, got 0'],
+  ])("%j", (options, message) => {
+    expect(() => service().createWorker({ handlers: untyped(handlers), ...options })).toThrow(
+      expect.objectContaining({ code: "invalid_options", message: expect.stringContaining(message) }),
+    );
+  });
+
+  it("refuses a worker without handlers", () => {
+    expect(() => service().createWorker({ handlers: {} })).toThrow(
+      expect.objectContaining({ code: "invalid_options" }),
+    );
+  });
+});
+
 afterAll(() => {
   // Guards against this file silently running no refusal at all.
   expect(queries).toBeGreaterThan(10);

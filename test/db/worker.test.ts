@@ -229,6 +229,45 @@ describe("wake-ups", () => {
   });
 });
 
+describe('prefetch "auto" (the default)', () => {
+  it("claims far ahead of its slots while handlers take no time", async () => {
+    const { ops, worker } = setup({ task: () => undefined }, { concurrency: 2 });
+    await worker.start();
+    let mostHeld = 0;
+    const sampler = setInterval(() => (mostHeld = Math.max(mostHeld, worker.inFlight)), 2);
+    try {
+      const { batch } = await ops.submitBatch({ tenantId: "t", type: "task", items: items(2_000) });
+      await waitFor(
+        "the batch to complete",
+        async () => (await ops.getBatch("t", batch.id)).status === "completed",
+        30_000,
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    // With a fixed prefetch of 0 a worker never holds more than its slots plus outcomes recording.
+    expect(mostHeld).toBeGreaterThan(20);
+  });
+
+  it("claims nothing ahead while handlers are slow, so an idle worker gets the waiting rows", async () => {
+    const releases: (() => void)[] = [];
+    const blocking = { task: () => new Promise<void>((resolve) => releases.push(resolve)) };
+    const first = setup(blocking, { concurrency: 1 });
+    await first.worker.start();
+    await first.ops.submitBatch({ tenantId: "t", type: "task", items: items(4) });
+    await waitFor("the first worker to start one", () => releases.length === 1);
+    const second = setup(blocking, { concurrency: 1 });
+    await second.worker.start();
+    await waitFor("the second worker to start another", () => releases.length === 2);
+    expect([first.worker.inFlight, second.worker.inFlight]).toEqual([1, 1]);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS held FROM operations WHERE status = 'processing'`,
+    );
+    expect(rows).toEqual([{ held: 2 }]);
+    for (const release of releases) release();
+  });
+});
+
 describe("graceful shutdown", () => {
   it("hands back claimed-but-unstarted rows and lets running ones finish", async () => {
     const releases: (() => void)[] = [];
