@@ -1,4 +1,5 @@
 // `npm run bench [-- --quick] [-- --runs N] [-- --scenario drain,latency] [-- --only ours,graphile]`
+// (scenarios: submit = submit1000 + submit10, drain, latency, aggregation, scale, batch100k, fairness)
 //
 // Every scenario against every system on the same PostgreSQL. Each (system, scenario, run) runs in a
 // fresh process on a freshly created database; every system gets its setup, `ANALYZE`, a checkpoint
@@ -9,7 +10,7 @@
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { admin, createDatabase, dropDatabase, fresh, step } from "./steps";
-import { SYSTEMS, type Setting } from "./settings";
+import { CONCURRENCY, SYSTEMS, type Setting } from "./settings";
 import { percentile, round, spread, type Spread } from "./stats";
 
 const SCENARIOS = [
@@ -20,6 +21,7 @@ const SCENARIOS = [
   "aggregation",
   "scale",
   "batch100k",
+  "fairness",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -65,7 +67,23 @@ const sizes = {
   scaleDrain: 4_000,
   scaleWarmup: 500,
   bigBatchChildren: quick ? 20_000 : 100_000,
+  /**
+   * Fairness: tenant A's due children (seeded by a separate process in batches of `seedBatch`);
+   * `smallTenants` other tenants (B–E) each submit one `smallBatch`-child batch every `intervalMs`
+   * for `windowMs`. Sized so that 3 runs of its three modes take under 3 minutes.
+   */
+  fairness: {
+    bigTenant: quick ? 20_000 : 100_000,
+    seedBatch: 1_000,
+    smallTenants: 4,
+    smallBatch: 10,
+    intervalMs: 200,
+    windowMs: quick ? 3_000 : 10_000,
+    warmBatches: 20,
+  },
 };
+
+const FAIRNESS_MODES = ["idle", "fair", "fifo"] as const;
 
 const SYSTEMS_BY_SCENARIO: Record<Scenario, string[]> = {
   submit1000: ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"],
@@ -75,6 +93,7 @@ const SYSTEMS_BY_SCENARIO: Record<Scenario, string[]> = {
   aggregation: ["ours"],
   scale: ["ours"],
   batch100k: ["ours"],
+  fairness: ["ours"],
 };
 
 const PEERS = ["pgboss", "graphile"];
@@ -144,6 +163,16 @@ async function main(): Promise<void> {
         template.set(rows, name);
       }
     }
+    if (scenario === "fairness") {
+      const f = sizes.fairness;
+      const perSecond = (f.smallTenants * f.smallBatch * 1000) / f.intervalMs;
+      log(
+        `fairness: tenant A ${fmt(f.bigTenant)} due children (written beforehand in batches of ${fmt(f.seedBatch)} ` +
+          `by a separate process; none in "idle"); ${f.smallTenants} other tenants (B–E) each submit one batch of ${f.smallBatch} every ` +
+          `${f.intervalMs} ms, staggered (${fmt(perSecond)} ops/s in all) for ${fmt(f.windowMs / 1000, 1)} s; ` +
+          `worker concurrency ${CONCURRENCY}: "idle" its defaults, "fair" fair: true, "fifo" fair: false`,
+      );
+    }
     try {
       for (let run = 1; run <= runs; run++) {
         for (const system of systems) {
@@ -212,6 +241,43 @@ async function main(): Promise<void> {
                     `${result.claims} claims), drain ${fmt(Number(result.drainOpsPerSec))} ops/s`,
                 );
               }
+            } else if (scenario === "fairness") {
+              const f = sizes.fairness;
+              for (const mode of FAIRNESS_MODES) {
+                const bigTenant = mode === "idle" ? 0 : f.bigTenant;
+                const result = await fresh(
+                  system,
+                  "fairness",
+                  {
+                    bigTenant,
+                    fair: mode === "fifo" ? 0 : 1,
+                    windowMs: f.windowMs,
+                    intervalMs: f.intervalMs,
+                    smallTenants: f.smallTenants,
+                    smallBatch: f.smallBatch,
+                    warmBatches: f.warmBatches,
+                  },
+                  bigTenant
+                    ? { seed: { total: bigTenant, batch: f.seedBatch }, seedScenario: "fairnessSeed" }
+                    : {},
+                );
+                record(`fairness.smallTenantsP99Ms.${mode}`, system, Number(result.p99Ms));
+                // Not a target: the part of each sample spent in the submit call itself.
+                record(`fairness.smallTenantsSubmitCallP99Ms.${mode}`, system, Number(result.submitP99Ms));
+                if (mode !== "idle") {
+                  record(`fairness.bigTenantOpsPerSec.${mode}`, system, Number(result.bigTenantOpsPerSec));
+                }
+                log(
+                  `${tag} ${mode}: B–E submit → start p50 ${fmt(Number(result.p50Ms), 2)} ms, ` +
+                    `p99 ${fmt(Number(result.p99Ms), 2)} ms, max ${fmt(Number(result.maxMs), 2)} ms ` +
+                    `(${fmt(Number(result.samples))} samples; the submit call alone p50 ${fmt(Number(result.submitP50Ms), 2)} ms, ` +
+                    `p99 ${fmt(Number(result.submitP99Ms), 2)} ms)` +
+                    (mode === "idle"
+                      ? ""
+                      : `; A ${fmt(Number(result.bigTenantOpsPerSec))} ops/s, all ${fmt(Number(result.totalOpsPerSec))} ops/s`) +
+                    ` over ${fmt(Number(result.windowMs) / 1000, 1)} s; last B–E start ${fmt(Number(result.tailMs))} ms after the window`,
+                );
+              }
             } else if (scenario === "batch100k") {
               const result = await fresh(system, "batch100k", { children: sizes.bigBatchChildren });
               record("scale.batch100k.seconds", system, Number(result.seconds));
@@ -238,6 +304,29 @@ async function main(): Promise<void> {
   summarize(postgres, [...used], started);
 }
 
+/** The issue's targets for fairness, as pass/fail lines; they never fail the bench. */
+function fairnessTargets(median: (path: string, system: string) => Spread | undefined): void {
+  const p99 = (mode: string) => median(`fairness.smallTenantsP99Ms.${mode}`, "ours")?.median;
+  const ops = (mode: string) => median(`fairness.bigTenantOpsPerSec.${mode}`, "ours")?.median;
+  const idle = p99("idle");
+  const fair = p99("fair");
+  const fifo = p99("fifo");
+  if (idle === undefined || fair === undefined) return;
+  log("\n=== fairness targets (reported, never failing the bench) ===");
+  log(
+    `  B–E p99 with fair claiming ≤ 2 × idle: ${fmt(fair, 2)} ms vs 2 × ${fmt(idle, 2)} = ${fmt(2 * idle, 2)} ms — ` +
+      `${fair <= 2 * idle ? "PASS" : "FAIL"} (${round(fair / idle, 2)} × idle` +
+      `${fifo === undefined ? "" : `; with fair: false ${fmt(fifo, 2)} ms, ${round(fifo / idle, 1)} × idle`})`,
+  );
+  const aFair = ops("fair");
+  const aFifo = ops("fifo");
+  if (aFair === undefined || aFifo === undefined) return;
+  log(
+    `  A's ops/s with fair claiming ≥ 0.9 × with fair: false: ${fmt(aFair)} vs 0.9 × ${fmt(aFifo)} = ${fmt(0.9 * aFifo)} — ` +
+      `${aFair >= 0.9 * aFifo ? "PASS" : "FAIL"} (${round(aFair / aFifo, 2)} ×)`,
+  );
+}
+
 const rowsKey = (rows: number) => (rows >= 1_000_000 ? `rows${rows / 1_000_000}m` : `rows${rows / 1000}k`);
 
 function summarize(postgres: string, used: string[], started: number): void {
@@ -259,8 +348,8 @@ function summarize(postgres: string, used: string[], started: number): void {
   for (const [path, bySystem] of measured) {
     for (const [system, values] of bySystem) {
       const s = spread(values, digitsOf(path));
-      // Keys of ours-only metrics (aggregation, scale) name no system.
-      const oursOnly = path.startsWith("aggregation") || path.startsWith("scale");
+      // Keys of ours-only metrics (aggregation, scale, fairness) name no system.
+      const oursOnly = ["aggregation", "scale", "fairness"].some((prefix) => path.startsWith(prefix));
       if (path === "drain.peakRssMb") {
         if (system === "ours") {
           put(bench, "memory.peakRssMb", s.median);
@@ -327,10 +416,11 @@ function summarize(postgres: string, used: string[], started: number): void {
     }
   }
   for (const [path, bySystem] of measured) {
-    if (!path.startsWith("aggregation") && !path.startsWith("scale")) continue;
+    if (!["aggregation", "scale", "fairness"].some((prefix) => path.startsWith(prefix))) continue;
     const s = spread(bySystem.get("ours")!, digitsOf(path));
     log(`${path.padEnd(34)} ${cell(s, digitsOf(path))}`);
   }
+  fairnessTargets(median);
 
   // Ratios of medians: ours (defaults, and tuned) ÷ the best peer at its recommended settings.
   log("\n=== ratios of medians: ours ÷ best peer (recommended settings) ===");

@@ -2,6 +2,7 @@
 // systems' own warnings go to stderr. Started by run.ts (and sweep.ts) with:
 //   BENCH_URL, BENCH_SYSTEM, BENCH_SCENARIO, BENCH_PARAMS (JSON)
 import { analyzeAndCheckpoint, processPeakRssMb, RssSampler } from "./common";
+import { fairnessRun, seedBigTenant, type FairnessParams } from "./fairness";
 import { aggregationCost, bigBatch, buildScaleDatabase, scaleRun } from "./ours-only";
 import { FACTORIES } from "./systems";
 
@@ -25,6 +26,13 @@ async function main(): Promise<void> {
   }
   if (scenario === "scale") return report({ ...(await scaleRun(url, params.total!, params.warmup!)) });
   if (scenario === "batch100k") return report({ ...(await bigBatch(url, params.children!)) });
+  if (scenario === "fairnessSeed") {
+    await seedBigTenant(url, params.total!, params.batch!);
+    return report({});
+  }
+  if (scenario === "fairness") {
+    return report({ ...(await fairnessRun(url, params as unknown as FairnessParams)) });
+  }
 
   const target = await FACTORIES[system]!(url);
   try {

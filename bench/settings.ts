@@ -164,14 +164,6 @@ export const PGBOSS_FLOW: SystemSettings = {
 
 const OUR_WORKER = "src/execution/worker.ts (WorkerOptions defaults)";
 
-/**
- * The best of bench/sweep.ts (drain of 20,000, medians of 3, commit 52a5fad): the defaults. A
- * prefetch lets claims run ahead of the recording of outcomes, and the completion statement's cost
- * grows with the rows held (see the report in bench/README.md): prefetch 0 → 5,662 ops/s, 4 → 4,403,
- * 8 → 4,839, 16 → 5,856 (on the cliff's edge: 334 on the commit before), 32, 48, 84 → over 90 s.
- */
-export const OURS_TUNED_WORKER = { batchSize: 16, prefetch: 0 };
-
 const oursCommon: Record<string, Setting> = {
   listen: { value: "{ connectionString }", source: "README 'Workers': createWorker({ handlers, listen })" },
   subscribers: {
@@ -195,8 +187,11 @@ export const OURS: SystemSettings = {
   submit: { api: { value: "submitBatch (one statement, outbox event included)", source: "README" } },
   throughput: {
     concurrency: { value: CONCURRENCY, source: SAME_FOR_ALL },
-    batchSize: { value: "default (= concurrency)", source: OUR_WORKER },
-    prefetch: { value: "default (0)", source: OUR_WORKER },
+    batchSize: { value: "default (100)", source: OUR_WORKER },
+    prefetch: {
+      value: 'default ("auto": about 200 ms of work at the current pace, ≤ 500)',
+      source: OUR_WORKER,
+    },
     pollIntervalMs: { value: "default (1,000)", source: OUR_WORKER },
     leaseMs: { value: "default (30,000)", source: OUR_WORKER },
   },
@@ -216,15 +211,11 @@ export const OURS_TUNED: SystemSettings = {
   throughput: {
     concurrency: { value: CONCURRENCY, source: SAME_FOR_ALL },
     batchSize: {
-      value: OURS_TUNED_WORKER.batchSize,
+      value: "default (100)",
       source:
-        "best of bench/sweep.ts: a claim takes at most the free slots, so larger claims need prefetch (see prefetch)",
+        "best of bench/sweep.ts --plain, drain 20,000, medians of 2: defaults 12,842 ops/s; { batchSize 100, prefetch 400 } 12,952; { 500, 484 } 11,594",
     },
-    prefetch: {
-      value: OURS_TUNED_WORKER.prefetch,
-      source:
-        "best of bench/sweep.ts: 0 → 5,662 ops/s; 16 → 5,856 but next to a collapse; 32, 48 and 84 (issue 12's audit value) collapse (> 90 s for 20,000)",
-    },
+    prefetch: { value: 'default ("auto")', source: "same sweep: a fixed prefetch is no better than auto" },
     pollIntervalMs: { value: "default (1,000)", source: OUR_WORKER },
   },
 };

@@ -85,6 +85,8 @@ export async function fresh(
   params: Record<string, number>,
   options: {
     seed?: Record<string, number>;
+    /** The scenario that writes the seed, in its own process. Default "seed" (the system's submit). */
+    seedScenario?: string;
     template?: string;
     env?: Record<string, string>;
     /** The step is killed (and fails) after this long. */
@@ -94,7 +96,7 @@ export async function fresh(
   const database = `po_bench_${system.toLowerCase()}`;
   await createDatabase(database, options.template);
   try {
-    if (options.seed) await step(database, system, "seed", options.seed, options.env);
+    if (options.seed) await step(database, system, options.seedScenario ?? "seed", options.seed, options.env);
     return await step(database, system, scenario, params, options.env, options.timeoutMs);
   } finally {
     await dropDatabase(database);

@@ -1,7 +1,7 @@
 // How the values marked "best of bench/sweep.ts" in settings.ts were chosen: the drain of each
 // system with each candidate setting, medians of `--runs` runs, interleaved. Not part of `npm run bench`.
 //
-//   npx tsx bench/sweep.ts [--system ours,pgboss,raw] [--total 20000] [--runs 3]
+//   npx tsx bench/sweep.ts [--system ours,pgboss,raw] [--total 20000] [--runs 3] [--plain]
 import { parseArgs } from "node:util";
 import { median, round } from "./stats";
 import { fresh } from "./steps";
@@ -12,6 +12,10 @@ const { values: args } = parseArgs({
     total: { type: "string", default: "20000" },
     runs: { type: "string", default: "3" },
     timeout: { type: "string", default: "180" },
+    /** Sweep `ours` as the quick start makes it (no prepared statements) instead of `oursTuned`. */
+    plain: { type: "boolean", default: false },
+    /** Only these candidates (a JSON array) instead of the system's list. */
+    values: { type: "string" },
   },
 });
 const total = Number(args.total);
@@ -26,13 +30,15 @@ const CANDIDATES: Record<string, { system: string; env: string; values: unknown[
     // A claim takes at most the free slots (concurrency + prefetch − held), so batchSize above
     // concurrency + prefetch changes nothing.
     values: [
+      {}, // the defaults
       { batchSize: 16, prefetch: 0 },
-      { batchSize: 20, prefetch: 4 },
-      { batchSize: 24, prefetch: 8 },
       { batchSize: 32, prefetch: 16 },
-      { batchSize: 48, prefetch: 32 },
+      { batchSize: 50, prefetch: 100 },
+      { batchSize: 100, prefetch: 200 },
       { batchSize: 64, prefetch: 48 },
       { batchSize: 100, prefetch: 84 },
+      { batchSize: 200, prefetch: 184 },
+      { batchSize: 500, prefetch: 484 },
     ],
   },
   pgboss: {
@@ -56,8 +62,9 @@ const CANDIDATES: Record<string, { system: string; env: string; values: unknown[
 
 async function main(): Promise<void> {
   for (const name of args.system!.split(",")) {
-    const candidates = CANDIDATES[name];
-    if (!candidates) throw new Error(`no candidates for ${name}`);
+    const listed = CANDIDATES[name];
+    if (!listed) throw new Error(`no candidates for ${name}`);
+    const candidates = args.values ? { ...listed, values: JSON.parse(args.values) as unknown[] } : listed;
     const results = new Map<string, number[]>();
     for (let run = 1; run <= runs; run++) {
       for (const value of candidates.values) {
@@ -66,7 +73,7 @@ async function main(): Promise<void> {
         let result: Record<string, unknown> = { ms: NaN };
         try {
           result = await fresh(
-            candidates.system,
+            name === "ours" && args.plain ? "ours" : candidates.system,
             "drain",
             { total, warm: 1000 },
             { seed: { total, batch: 100 }, env: { [candidates.env]: key }, timeoutMs: timeoutS * 1000 },

@@ -10,13 +10,7 @@ import type { DeliveredEvent, EventSubscriber } from "../src";
 import { uuidv7 } from "../src/domain/ids";
 import { PrismaClient } from "../src/generated/prisma/client";
 import { Counter, withClient } from "./common";
-import {
-  CONCURRENCY,
-  GRAPHILE_LATENCY_PRESET,
-  GRAPHILE_PRESET,
-  OURS_TUNED_WORKER,
-  PGBOSS_THROUGHPUT,
-} from "./settings";
+import { CONCURRENCY, GRAPHILE_LATENCY_PRESET, GRAPHILE_PRESET, PGBOSS_THROUGHPUT } from "./settings";
 
 /** Job kinds: `bench` is timed, `warm` only warms a process up. */
 export type JobType = "bench" | "warm";
@@ -86,7 +80,7 @@ export async function ours(url: string, tuned: boolean): Promise<System> {
   // The default logger: the module's warnings and errors go to stderr.
   const ops = createOperations({ prisma, types: benchTypes, subscribers: [subscriber] });
   const workerOptions = {
-    ...(tuned ? { concurrency: CONCURRENCY, ...OURS_TUNED_WORKER } : { concurrency: CONCURRENCY }),
+    concurrency: CONCURRENCY,
     // Only sweep.ts sets this, to try other values.
     ...(JSON.parse(process.env.BENCH_OURS_WORKER ?? "{}") as Record<string, number>),
   };
