@@ -35,6 +35,12 @@ export class Producer {
   private runningCount = 0;
   private stopping = false;
   private after: ClaimPolicy["after"];
+  /**
+   * The last claim found fewer due rows than it asked for: a freed slot is then no reason to claim
+   * again (an empty claim per finished handler slowed every submit → start); new work arrives by
+   * NOTIFY (`wake`) or the poll.
+   */
+  private starved = false;
   /** Handler starts per ms, decayed to `lastStart`. */
   private pace = 0;
   private lastStart = 0;
@@ -65,9 +71,14 @@ export class Producer {
     this.loop.start();
   }
 
-  /** Claims again now (new work was notified, or a slot freed). */
+  /** Claims again now: new work was notified, or a row went back to pending. */
   wake(): void {
     this.loop.wake();
+  }
+
+  /** Claims again if there may be due rows it had no room for (a slot or a held row was freed). */
+  roomFreed(): void {
+    if (!this.starved) this.loop.wake();
   }
 
   /** Stops claiming (after the claim in flight) and returns the claimed rows that never started. */
@@ -82,7 +93,7 @@ export class Producer {
     // Rows whose outcomes wait to be recorded count as held: when recording falls behind, claiming
     // more would only make the next group commit larger and later.
     const free = concurrency + this.ahead() - this.runningCount - this.queue.length - this.recording();
-    if (this.stopping || free <= 0) return pollIntervalMs; // woken when a slot frees or an outcome is recorded
+    if (this.stopping || free <= 0) return pollIntervalMs; // woken by roomFreed
     const want = Math.min(batchSize, free);
     let rows: ClaimedRow[];
     try {
@@ -102,6 +113,8 @@ export class Producer {
     }
     const last = rows[rows.length - 1];
     if (last) this.after = { type: last.type, tenantId: last.tenantId };
+    // (A short claim under concurrency limits may mean no slot, not no rows: a freed slot counts.)
+    this.starved = rows.length < want && !this.options.policy.limits?.length;
     this.onClaimed(rows);
     this.queue.push(rows);
     this.pump();
@@ -135,7 +148,7 @@ export class Producer {
       void this.run(row).finally(() => {
         this.runningCount--;
         this.pump();
-        this.loop.wake();
+        this.roomFreed();
       });
     }
   }

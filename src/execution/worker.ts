@@ -259,7 +259,9 @@ export class Worker {
     } finally {
       this.held.delete(row.lockToken);
       this.recording--;
-      this.producer.wake();
+      // A row back to pending may be due at once (a hand-back); otherwise only the room matters.
+      if (outcome.kind === "retry" || outcome.kind === "snoozed") this.producer.wake();
+      else this.producer.roomFreed();
       if (this.producer.running + this.recording === 0)
         for (const waiter of this.idleWaiters.splice(0)) waiter();
     }

@@ -2,6 +2,8 @@
 // subscriber does not make the others receive an event again, and a slow subscriber's relay keeps
 // its claims for as long as it is alive (no second relay delivers the same event meanwhile).
 import { createOperations, silentLogger, type DeliveredEvent, type EventSubscriber } from "../../src";
+import { markDelivered } from "../../src/store/statements/outbox";
+import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, types, waitFor } from "../support/fixtures";
 
@@ -103,5 +105,31 @@ describe("delivery state per subscriber", () => {
       await Promise.all(relays.map((relay) => relay.stop()));
     }
     expect(received.length).toBe(8);
+  });
+});
+
+describe("recording a delivery", () => {
+  it("commits without waiting for the WAL flush, for its own transaction only", async () => {
+    const ops = service([
+      {
+        name: "later",
+        deliver: () => {
+          throw new Error("not now");
+        },
+      },
+    ]);
+    await ops.submitOperation({ tenantId: "t", type: "email.send", payload: email(1) });
+    const { rows } = await db.pool.query(
+      `SELECT event_id::text AS "eventId", subscriber, attempts AS "claimedAttempts" FROM operation_deliveries`,
+    );
+    expect(rows).toHaveLength(1);
+    const seen = await db.prisma.$transaction(async (tx) => {
+      const marked = await tx.$executeRaw(markDelivered(tablesIn(), rows));
+      const [setting] = await tx.$queryRaw<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
+      return { marked, setting: setting!.synchronous_commit };
+    });
+    expect(seen).toEqual({ marked: 1, setting: "off" });
+    const [after] = await db.prisma.$queryRaw<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
+    expect(after!.synchronous_commit).toBe("on");
   });
 });
