@@ -7,8 +7,11 @@
 //   fair  tenant A's `bigTenant` due children written beforehand by a separate process, worker `fair: true`
 //   fifo  the same backlog, worker `fair: false` (strictly oldest due first)
 // In every mode tenants B–E each submit one `smallBatch`-child batch every `intervalMs` (staggered
-// evenly) for `windowMs`, from the worker's process, so that the submit time (in the
-// payload) and the handler's start are read from the same clock.
+// evenly) for `windowMs`, from a submitter process of their own (fairness-submitter.ts), as an
+// application's API would: the submit time goes in the payload, on the submitter's clock, and the
+// handler's start is read on the worker's, corrected by their measured offset.
+import { fork, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { z } from "zod";
 import { applyMigrations, createOperations, defineOperationType, type HandlerContext } from "../src";
 import { CONCURRENCY } from "./settings";
@@ -18,11 +21,11 @@ import { CountingSubscriber, ourPrisma } from "./systems";
 
 export const BIG_TENANT = "tenant-a";
 /** B, C, D, E, … */
-const smallTenantIds = (count: number) =>
+export const smallTenantIds = (count: number) =>
   Array.from({ length: count }, (_, i) => `tenant-${String.fromCharCode(98 + i)}`);
 
 /** `t`: the submitter's performance.now() just before its submit call (0 for A's rows). */
-const fairnessTypes = {
+export const fairnessTypes = {
   bench: defineOperationType({ payload: z.object({ n: z.number().int(), t: z.number() }), maxAttempts: 3 }),
   warm: defineOperationType({ payload: z.object({ n: z.number().int(), t: z.number() }), maxAttempts: 3 }),
 };
@@ -75,6 +78,75 @@ export async function seedBigTenant(url: string, total: number, batch: number): 
   await prisma.$disconnect();
 }
 
+/** Milliseconds since the epoch at sub-millisecond resolution, comparable across processes up to `offset`. */
+export const epochNow = () => performance.timeOrigin + performance.now();
+
+/** The submitter process, and what it says. */
+class Submitter {
+  private readonly child: ChildProcess;
+  private readonly waiting = new Map<
+    string,
+    { resolve: (message: SubmitterMessage) => void; reject: (error: Error) => void }
+  >();
+  /** Children submitted so far (counted as the submitter reports each submit). */
+  submitted = 0;
+
+  constructor(url: string, params: FairnessParams) {
+    this.child = fork(join(__dirname, "fairness-submitter.ts"), [], {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, FAIRNESS_URL: url, FAIRNESS_PARAMS: JSON.stringify(params) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    this.child.on("message", (message: SubmitterMessage) => {
+      if (message.kind === "submitted") this.submitted += message.children;
+      const waiter = this.waiting.get(message.kind);
+      this.waiting.delete(message.kind);
+      waiter?.resolve(message);
+    });
+    this.child.on("exit", (code) => {
+      for (const [kind, waiter] of this.waiting) {
+        waiter.reject(new Error(`the submitter exited (${code}) before "${kind}"`));
+      }
+      this.waiting.clear();
+    });
+  }
+
+  next<K extends SubmitterMessage["kind"]>(kind: K): Promise<Extract<SubmitterMessage, { kind: K }>> {
+    return new Promise((resolve, reject) => {
+      this.waiting.set(kind, { resolve: resolve as (message: SubmitterMessage) => void, reject });
+    });
+  }
+
+  send(command: object): void {
+    this.child.send(command);
+  }
+
+  /**
+   * The submitter's clock minus ours: from the ping with the shortest round trip, assuming the
+   * reply was taken halfway through it (error at most half that round trip, printed).
+   */
+  async clockOffset(): Promise<{ offsetMs: number; errorMs: number }> {
+    let best = { offsetMs: 0, errorMs: Infinity };
+    for (let i = 0; i < 20; i++) {
+      const sent = epochNow();
+      const pong = this.next("pong");
+      this.send({ kind: "ping" });
+      const { now } = await pong;
+      const received = epochNow();
+      const errorMs = (received - sent) / 2;
+      if (errorMs < best.errorMs) best = { offsetMs: now - (sent + received) / 2, errorMs };
+    }
+    return best;
+  }
+}
+
+type SubmitterMessage =
+  | { kind: "ready" }
+  | { kind: "pong"; now: number }
+  | { kind: "warmed" }
+  | { kind: "submitted"; children: number }
+  | { kind: "done"; submitCalls: number[] };
+
 export async function fairnessRun(url: string, params: FairnessParams): Promise<FairnessResult> {
   const prisma = ourPrisma(url, false);
   // As the other `ours` scenarios: the quick start's client, the default logger, an in-process subscriber.
@@ -87,21 +159,22 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
     // idle: the defaults; fair: the default made explicit; fifo: off.
     ...(params.bigTenant === 0 ? {} : { fair: params.fair === 1 }),
   };
-  const small = smallTenantIds(params.smallTenants);
-  const items = (t: number) => Array.from({ length: params.smallBatch }, (_, n) => ({ n, t }));
+  const submitter = new Submitter(url, params);
+  await submitter.next("ready");
+  const clock = await submitter.clockOffset();
+  process.stderr.write(
+    `submitter clock offset ${clock.offsetMs.toFixed(3)} ms (± ${clock.errorMs.toFixed(3)} ms)\n`,
+  );
 
-  // Untimed warm-up: small batches of another type from B–E through a worker with the same options.
+  // Untimed warm-up: small batches of another type from B–E (the submitter's connections, this
+  // process's worker with the same options).
   const warmed = new Counter();
   const warmDone = warmed.until(params.warmBatches * params.smallBatch);
   const warmWorker = ops.createWorker({ ...workerOptions, handlers: { warm: () => warmed.add() } });
   await warmWorker.start();
-  for (let b = 0; b < params.warmBatches; b++) {
-    await ops.submitBatch({
-      tenantId: small[b % small.length]!,
-      type: "warm",
-      items: items(performance.now()),
-    });
-  }
+  const submitterWarmed = submitter.next("warmed");
+  submitter.send({ kind: "warm" });
+  await submitterWarmed;
   await warmDone;
   await warmWorker.stop();
   await analyzeAndCheckpoint(url);
@@ -109,13 +182,11 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
 
   // The timed part.
   const samples: number[] = [];
-  /** How long each small-tenant submit call took: the part of a sample before the row is due. */
-  const submitCalls: number[] = [];
   let bigDone = 0;
   let smallInWindow = 0;
   let open = true;
-  let submitted = 0;
-  /** Resolves when every small-tenant child submitted has started; set once the window closed. */
+  /** Every small-tenant child submitted, once the submitter is done; then resolved when all started. */
+  let expected = Infinity;
   let allStarted: (() => void) | undefined;
   const bigNearlyDone = new Counter();
   const bigGuard = params.bigTenant > 0 ? bigNearlyDone.until(Math.ceil(params.bigTenant * 0.9)) : undefined;
@@ -124,43 +195,35 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
       if (open) bigDone++;
       bigNearlyDone.add();
     } else {
-      samples.push(performance.now() - payload.t);
+      samples.push(epochNow() - (payload.t - clock.offsetMs));
       if (open) smallInWindow++;
-      if (samples.length >= submitted) allStarted?.();
+      if (samples.length >= expected) allStarted?.();
     }
   };
   const worker = ops.createWorker({ ...workerOptions, handlers: { bench: handler } });
   const started = performance.now();
   await worker.start();
-  const submitters = small.map(async (tenantId, i) => {
-    for (let k = 0; ; k++) {
-      const at = started + (i * params.intervalMs) / small.length + k * params.intervalMs;
-      const wait = at - performance.now();
-      if (wait > 0) await sleep(wait);
-      if (!open) return;
-      const t = performance.now();
-      await ops.submitBatch({ tenantId, type: "bench", items: items(t) });
-      submitCalls.push(performance.now() - t);
-      submitted += params.smallBatch;
-    }
-  });
+  submitter.send({ kind: "start", at: epochNow() + clock.offsetMs });
   // The window ends after windowMs, or earlier if A's backlog is nearly gone (a faster worker):
   // B–E are measured only while A still has due work.
   await Promise.race([sleep(params.windowMs), ...(bigGuard ? [bigGuard] : [])]);
   open = false;
   const windowMs = performance.now() - started;
-  await Promise.all(submitters);
+  const done = submitter.next("done");
+  submitter.send({ kind: "close" });
+  const { submitCalls } = await done;
+  expected = submitter.submitted;
   // Every small-tenant child submitted must start (with fair: false, only after A's backlog).
   const tailStarted = performance.now();
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     new Promise<void>((resolve) => {
       allStarted = resolve;
-      if (samples.length >= submitted) resolve();
+      if (samples.length >= expected) resolve();
     }),
     new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`only ${samples.length} of ${submitted} small-tenant children started`)),
+        () => reject(new Error(`only ${samples.length} of ${expected} small-tenant children started`)),
         300_000,
       );
     }),
@@ -168,7 +231,7 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
   const tailMs = performance.now() - tailStarted;
   await worker.stop();
   await prisma.$disconnect();
-  if (samples.length !== submitted) throw new Error(`${samples.length} samples of ${submitted} submitted`);
+  if (samples.length !== expected) throw new Error(`${samples.length} samples of ${expected} submitted`);
   return {
     p50Ms: percentile(samples, 50),
     p99Ms: percentile(samples, 99),
