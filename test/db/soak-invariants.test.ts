@@ -159,7 +159,7 @@ describe("the soak's invariant checks", () => {
   it("report a system that did not settle", async () => {
     const known = await settledHistory();
     expect(await violations({ ...known, settled: false })).toContain(
-      "the system did not settle: work or events still pending after 180 s",
+      "the system did not settle: work or events still pending, and no progress for 60 s",
     );
   });
 });
