@@ -78,7 +78,7 @@ class RoundRobinQueue implements LocalQueue {
       const queue = this.queues.get(key)!;
       let credit = this.credit.get(key)!;
       if (credit < 1) {
-        credit += this.weights[queue[0]!.tenantId] ?? 1;
+        credit += weightOf(this.weights, queue[0]!.tenantId);
         if (credit < 1) {
           this.credit.set(key, credit); // a weight below 1: this queue starts a row every few turns
           this.at++;
@@ -106,4 +106,9 @@ class RoundRobinQueue implements LocalQueue {
     for (let row = this.shift(); row; row = this.shift()) rows.push(row);
     return rows;
   }
+}
+
+/** A tenant's weight: its own entry only (a tenant named "constructor" is not Object's). */
+function weightOf(weights: Readonly<Record<string, number>>, tenantId: string): number {
+  return Object.hasOwn(weights, tenantId) ? weights[tenantId]! : 1;
 }

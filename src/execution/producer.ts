@@ -73,6 +73,8 @@ export class Producer {
 
   /** Claims again now: new work was notified, or a row went back to pending. */
   wake(): void {
+    // Even if the claim it causes finds no room: the next freed slot must claim again.
+    this.starved = false;
     this.loop.wake();
   }
 

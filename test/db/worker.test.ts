@@ -290,6 +290,32 @@ describe("graceful shutdown", () => {
     expect(releases).toHaveLength(1);
   });
 
+  it("wakes the other workers for the rows it hands back, without waiting for their poll", async () => {
+    const releases: (() => void)[] = [];
+    const ran: number[] = [];
+    const leaving = setup(
+      { task: () => new Promise<void>((resolve) => releases.push(resolve)) },
+      { concurrency: 1, prefetch: 2, batchSize: 3 },
+    );
+    const staying = setup(
+      { task: (payload) => void ran.push(payload.n) },
+      { pollIntervalMs: 60_000, listen: { connectionString: db.url } },
+    );
+    await leaving.worker.start();
+    const { operationIds } = await leaving.ops.submitBatch({ tenantId: "t", type: "task", items: items(3) });
+    await waitFor(
+      "one running, two claimed ahead",
+      () => releases.length === 1 && leaving.worker.inFlight === 3,
+    );
+    await staying.worker.start(); // its first claim finds nothing: all three are held
+    const stopped = leaving.worker.stop();
+    await waitFor("the other worker to run the two handed back", () => ran.length === 2, 5_000);
+    releases[0]!();
+    await stopped;
+    expect(ran.sort()).toEqual([1, 2]);
+    expect((await operation(operationIds[0]!)).status).toBe("completed");
+  });
+
   it("aborts handlers still running at the timeout and hands their rows back without using the attempt", async () => {
     const { ops, worker } = setup(
       {

@@ -30,6 +30,12 @@ describe("fair local queue", () => {
     expect(queue.length).toBe(400 - 6);
   });
 
+  it("gives a tenant named like an Object property the default weight, not Object's", () => {
+    const queue = localQueue({ fair: true });
+    queue.push([...rows("constructor", 4), ...rows("b", 4)]);
+    expect(take(queue, 4)).toEqual(["constructor", "b", "constructor", "b"]);
+  });
+
   it("keeps each queue's claim order", () => {
     const queue = localQueue({ fair: true });
     const a = rows("a", 5);

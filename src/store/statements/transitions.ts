@@ -314,7 +314,12 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
       topic: TERMINAL_TOPIC,
     },
     inline,
-    { canFail: failing.length > 0 },
+    {
+      canFail: failing.length > 0,
+      // Rows handed back due at once (a worker shutting down, a cancel-free hand-back) wake the
+      // other workers, whose last claim may have found nothing.
+      wake: outcomes.some((outcome) => outcome.finish.to === "pending" && outcome.finish.delayMs === 0),
+    },
   );
 }
 
