@@ -15,7 +15,7 @@
 //
 // Prints the time of each step and ends with `CONSUMERS {json}`; exits 1 when any variant failed.
 /* global console, process, setTimeout, clearTimeout, fetch, URL, performance -- Node.js globals */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -356,7 +356,26 @@ async function packPackage(tmpRoot) {
   const tarballs = fs.readdirSync(destination).filter((file) => file.endsWith(".tgz"));
   if (tarballs.length !== 1)
     throw new Error(`expected one tarball in ${destination}, found ${tarballs.join(", ") || "none"}`);
-  return path.join(destination, tarballs[0]);
+  const tarball = path.join(destination, tarballs[0]);
+  assertNoInstallScripts(tarball);
+  return tarball;
+}
+
+/**
+ * The packed manifest must not ask an installing app to run anything: our `prepare` generates this
+ * repository's client from files the package does not ship (prepack strips it; this proves it did,
+ * whatever packed the tarball). npm 11 would list it for approval, and an approved run would fail.
+ */
+function assertNoInstallScripts(tarball) {
+  const manifest = JSON.parse(
+    execFileSync("tar", ["-xOzf", tarball, "package/package.json"], { encoding: "utf8" }),
+  );
+  const lifecycle = ["preinstall", "install", "postinstall", "prepare"].filter(
+    (name) => manifest.scripts?.[name] !== undefined,
+  );
+  if (lifecycle.length > 0) {
+    throw new Error(`the packed package.json still has install-time scripts: ${lifecycle.join(", ")}`);
+  }
 }
 
 /** Copies an app to `dest` without what a build or an install leaves behind. */
