@@ -15,6 +15,7 @@ import { NotFoundError, ValidationError } from "../errors";
 import { withDatabase } from "../store/database-errors";
 import type { BatchWaitingRow, TenantScope } from "../store/statements/dashboard";
 import type { Store } from "../store/store";
+import { toBatchView } from "../store/views";
 import { parseId } from "../submit/input";
 import type {
   BatchDetail,
@@ -315,31 +316,8 @@ export class Inspector {
   }
 
   private summary(row: BatchWaitingRow, context: WaitingContext): BatchSummary {
-    const done = row.completedCount + row.failedCount + row.cancelledCount;
-    const processing = row.running + row.leaseExpired;
     return {
-      id: row.id,
-      tenantId: row.tenantId,
-      type: row.type,
-      status: row.status,
-      failurePolicy: row.failurePolicy,
-      counts: {
-        total: row.childCount,
-        pending: Math.max(0, row.childCount - done - processing),
-        processing,
-        completed: row.completedCount,
-        failed: row.failedCount,
-        cancelled: row.cancelledCount,
-      },
-      progress: { done, total: row.childCount, ratio: done / row.childCount },
-      episode: row.episode,
-      metadata: row.metadata,
-      idempotencyKey: row.idempotencyKey,
-      error: row.error,
-      createdAt: row.createdAt,
-      updatedAt: row.updatedAt,
-      startedAt: row.startedAt,
-      finishedAt: row.finishedAt,
+      ...toBatchView({ ...row, processing: row.running + row.leaseExpired }),
       reason: batchWaitingReason(row, context),
     };
   }

@@ -11,7 +11,7 @@ import type {
   SubscriberRow,
   ThroughputRow,
 } from "../store/statements/dashboard";
-import type { BatchCounts, BatchProgress } from "../store/views";
+import type { BatchView } from "../store/views";
 
 /** The tenants an operator may see: a list, or `"*"` for all. */
 export type TenantAccess = readonly string[] | "*";
@@ -39,22 +39,7 @@ export interface WorkerView {
 }
 
 /** A batch with its counts, progress and, while in flight, why it is not finished. */
-export interface BatchSummary {
-  id: string;
-  tenantId: string;
-  type: string;
-  status: BatchWaitingRow["status"];
-  failurePolicy: BatchWaitingRow["failurePolicy"];
-  counts: BatchCounts;
-  progress: BatchProgress;
-  episode: number;
-  metadata: unknown;
-  idempotencyKey: string | null;
-  error: unknown;
-  createdAt: Date;
-  updatedAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
+export interface BatchSummary extends BatchView {
   reason: WaitingReason | null;
 }
 

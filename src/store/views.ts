@@ -99,7 +99,8 @@ export function toBatchView(row: BatchRow): BatchView {
     error: row.error,
     counts: {
       total: row.childCount,
-      pending: row.childCount - done - row.processing,
+      // (never below 0, should counters and counted children come from different moments)
+      pending: Math.max(0, row.childCount - done - row.processing),
       processing: row.processing,
       completed: row.completedCount,
       failed: row.failedCount,

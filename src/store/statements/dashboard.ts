@@ -3,9 +3,10 @@
 // are waiting for, a batch's children, an operation, the events about either with each
 // subscriber's delivery state, and dead deliveries. Read-only, each one statement (one snapshot),
 // and every one restricted to the operator's tenants in its WHERE clause.
-import type { BatchStatus, FailurePolicy, OperationStatus } from "../../domain/status";
+import type { BatchStatus, FailurePolicy } from "../../domain/status";
 import type { Tables } from "../tables";
-import type { BatchRow } from "../views";
+import type { WaitingBatch } from "../../domain/waiting";
+import type { BatchRow, OperationView } from "../views";
 import { OPERATION_COLUMNS } from "./reads";
 import { raw, sql, type Sql } from "./shared";
 
@@ -129,42 +130,14 @@ export function subscribers(t: Tables, scope: TenantScope): Sql {
 }
 
 /** A batch row with what its unfinished children wait for (see `batchWithWaiting`). */
-export interface BatchWaitingRow extends Omit<BatchRow, "processing"> {
-  due: number;
-  oldestDueAt: Date | null;
-  scheduled: number;
-  nextRunAt: Date | null;
-  running: number;
-  cancelRequested: number;
-  leaseExpired: number;
-  cancelledAt: Date | null;
-}
+export type BatchWaitingRow = Omit<BatchRow, "processing"> &
+  Omit<WaitingBatch, "type" | "tenantId" | "status">;
 
 /** An operation without its payload and result: a row of a list. */
-export interface OperationSummaryRow {
-  id: string;
-  tenantId: string;
-  batchId: string | null;
-  type: string;
-  status: OperationStatus;
-  error: unknown;
-  attempts: number;
-  maxAttempts: number;
-  runAt: Date;
-  lockedBy: string | null;
-  lockedUntil: Date | null;
-  cancelRequestedAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-}
+export type OperationSummaryRow = Omit<OperationView, "payload" | "result" | "idempotencyKey">;
 
 /** An operation with everything, and the fields of its batch the waiting rules need. */
-export interface OperationDetailRow extends OperationSummaryRow {
-  payload: unknown;
-  result: unknown;
-  idempotencyKey: string | null;
+export interface OperationDetailRow extends OperationView {
   batchFailurePolicy: FailurePolicy | null;
   batchFailedCount: number | null;
   batchStatus: BatchStatus | null;
