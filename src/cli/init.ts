@@ -50,17 +50,26 @@ interface AppConfig {
   migrations?: string;
 }
 
-/** The schema and migrations paths of the app's prisma.config (read as text, not run). */
+const CONFIG_EXTENSIONS = [".js", ".ts", ".mjs", ".cjs", ".mts", ".cts"];
+
+/**
+ * Where Prisma 7 looks for its config, in its order (@prisma/config's loadConfigFromFile):
+ * `prisma7.config.*` (what `prisma init` writes), `.config/prisma7.*`, then the older names.
+ */
+const CONFIG_CANDIDATES = [
+  ...CONFIG_EXTENSIONS.map((ext) => `prisma7.config${ext}`),
+  ...CONFIG_EXTENSIONS.map((ext) => join(".config", `prisma7${ext}`)),
+  ...["prisma.config", join(".config", "prisma"), join(".config", "prisma.config")].flatMap((base) => [
+    ...CONFIG_EXTENSIONS.map((ext) => `${base}${ext}`),
+    ...CONFIG_EXTENSIONS.map((ext) => join(base, `index${ext}`)),
+  ]),
+];
+
+/** The schema and migrations paths of the app's Prisma config (read as text, not run). */
 export function readAppConfig(cwd: string): AppConfig {
-  const file = [
-    "prisma.config.ts",
-    "prisma.config.mts",
-    "prisma.config.js",
-    "prisma.config.mjs",
-    "prisma.config.cjs",
-  ]
-    .map((name) => join(cwd, name))
-    .find(existsSync);
+  const file = CONFIG_CANDIDATES.map((name) => join(cwd, name)).find(
+    (path) => existsSync(path) && statSync(path).isFile(),
+  );
   if (!file) return {};
   const text = readFileSync(file, "utf8");
   const schema = /\bschema\s*:\s*["'`]([^"'`]+)["'`]/.exec(text)?.[1];

@@ -34,7 +34,8 @@ function main(argv: string[]): number {
     migrationsDir: values.migrations,
     dryRun: values["dry-run"],
   });
-  for (const file of report.files) console.log(`  ${file.action.padEnd(9)} ${file.path}`);
+  const said = (action: string) => (values["dry-run"] && action === "created" ? "would create" : action);
+  for (const file of report.files) console.log(`  ${said(file.action).padEnd(12)} ${file.path}`);
   for (const note of report.notes) console.log(`note: ${note}`);
   const refused = report.files.filter((file) => file.action === "refused");
   console.log(refused.length ? "\nrefused to overwrite changed files:" : "\nnext:");

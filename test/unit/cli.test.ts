@@ -66,6 +66,18 @@ describe("prisma-operations init", () => {
     expect(report.notes.join("\n")).toMatch(/set `schema: "db"`/);
   });
 
+  it("finds the prisma7.config.ts that `prisma init` writes, before an older prisma.config.ts", () => {
+    const cwd = app();
+    writeFileSync(join(cwd, "prisma.config.ts"), `export default defineConfig({ schema: "old/schema" });\n`);
+    writeFileSync(
+      join(cwd, "prisma7.config.ts"),
+      `export default defineConfig({ schema: "db/schema", migrations: { path: "db/migrations" } });\n`,
+    );
+    const report = init({ cwd, dryRun: true });
+    expect(report.schemaDir).toBe(join(cwd, "db/schema"));
+    expect(report.migrationsDir).toBe(join(cwd, "db/migrations"));
+  });
+
   it("keeps an app's existing migration_lock.toml, and writes nothing on --dry-run", () => {
     const cwd = app();
     mkdirSync(join(cwd, "prisma/migrations"), { recursive: true });
