@@ -649,17 +649,25 @@ async function checkSnippets(ctx) {
   fs.mkdirSync(path.join(dir, "generated"), { recursive: true });
   for (const file of files) fs.copyFileSync(path.join(repo, "docs", "snippets", file), path.join(dir, file));
   fs.symlinkSync(path.join(ctx.dir, "generated", "app"), path.join(dir, "generated", "prisma"));
-  fs.writeFileSync(
-    path.join(dir, "tsconfig.json"),
-    JSON.stringify({
-      extends: "../tsconfig.base.json",
-      // An ESM app with a bundler (Next.js style): top-level await, extensionless imports.
-      compilerOptions: { module: "esnext", moduleResolution: "bundler", skipLibCheck: true },
-      include: ["*.ts"],
-    }),
-  );
-  await run(bin(ctx.dir, "tsc"), ["-p", "snippets/tsconfig.json"], { cwd: ctx.dir });
-  return files.join(", ");
+  // ES modules (some snippets use top-level await), checked as a bundler app (Next.js style) and as
+  // a Node app under nodenext, where relative imports need their `.js`.
+  fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const settings = {
+    bundler: { module: "esnext", moduleResolution: "bundler" },
+    nodenext: { module: "nodenext", moduleResolution: "nodenext" },
+  };
+  for (const [name, options] of Object.entries(settings)) {
+    fs.writeFileSync(
+      path.join(dir, `tsconfig.${name}.json`),
+      JSON.stringify({
+        extends: "../tsconfig.base.json",
+        compilerOptions: { ...options, skipLibCheck: true },
+        include: ["*.ts"],
+      }),
+    );
+    await run(bin(ctx.dir, "tsc"), ["-p", `snippets/tsconfig.${name}.json`], { cwd: ctx.dir });
+  }
+  return `${files.join(", ")} (bundler and nodenext)`;
 }
 
 async function buildNest(ctx, typesOk) {

@@ -1,4 +1,4 @@
-import { ops } from "./quickstart";
+import { ops } from "./quickstart.js";
 // ---cut---
 // app/api/batches/route.ts — `ops` from your lib/operations.ts (one PrismaClient on globalThis)
 import { OperationsError } from "prisma-operations";

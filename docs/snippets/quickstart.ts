@@ -5,7 +5,7 @@ declare const uploadId: string;
 import { PrismaPg } from "@prisma/adapter-pg";
 import { z } from "zod";
 import { createOperations, defineOperationType } from "prisma-operations";
-import { PrismaClient } from "./generated/prisma/client"; // your client: your models + the module's
+import { PrismaClient } from "./generated/prisma/client.js"; // your client (`.js`: needed under nodenext)
 
 const Document = z.object({ id: z.string(), tokens: z.number().int(), text: z.string() });
 

@@ -1,6 +1,6 @@
 import { createOperations, webhookSubscriber } from "prisma-operations";
 import { bullmqSubscriber } from "prisma-operations/bullmq";
-import { ops as app } from "./quickstart";
+import { ops as app } from "./quickstart.js";
 
 declare const prisma: Parameters<typeof createOperations>[0]["prisma"];
 declare const types: Parameters<typeof createOperations>[0]["types"];

@@ -1,4 +1,4 @@
-import { ops } from "./quickstart";
+import { ops } from "./quickstart.js";
 
 declare const tenantId: string;
 declare const uploadId: string;

@@ -1,4 +1,4 @@
-import { ops } from "./quickstart";
+import { ops } from "./quickstart.js";
 
 declare function index(
   documents: { id: string; text: string }[],
