@@ -5,11 +5,15 @@
 // held, 500 ms with the generic plan of a prepared statement (bench/README.md). These tests hold
 // the plan's shape, not its speed.
 import { z } from "zod";
+import type { PoolClient } from "pg";
 import { createOperations, defineOperationType, silentLogger } from "../../src";
 import { heartbeat } from "../../src/store/statements/claims";
+import { uuidv7 } from "../../src/domain/ids";
+import { insertBatch } from "../../src/store/statements/submit";
 import { finishOperations, reapExpiredLeases } from "../../src/store/statements/transitions";
 import { tablesIn } from "../../src/store/tables";
 import type { ClaimedRow } from "../../src/store/statements/claims";
+import type { BatchPlan } from "../../src/submit/plan";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { explain, planNodes, type PlanNode } from "../support/plans";
 import { NO_INLINE, storeOf } from "../support/store";
@@ -106,4 +110,71 @@ describe.each([false, true])("with generic plans %s", (generic) => {
       client.release();
     }
   });
+});
+
+// The commit-time check that a batch has all of its children counts them through the batch_id
+// index, whatever the table looked like when the session planned it. PL/pgSQL plans the check
+// afresh five times per session, then keeps a generic plan until the next ANALYZE: a connection
+// that began on a small table (a new install; autovacuum off, as on the bench's server) kept a
+// sequential scan of every operation for each batch submitted as the table grew — 93 pages per
+// 10-child submit at 10,000 rows (bench submit10).
+describe("the children check of a batch", () => {
+  let fresh: TestDatabase;
+  beforeAll(async () => {
+    fresh = await createTestDatabase();
+  });
+  afterAll(() => fresh.close());
+
+  function batchPlan(children: number): BatchPlan {
+    return {
+      id: uuidv7(),
+      tenantId: "t",
+      type: "task",
+      failurePolicy: "wait_all",
+      metadataJson: undefined,
+      idempotencyKey: undefined,
+      maxAttempts: 3,
+      runAt: undefined,
+      children: Array.from({ length: children }, (_, n) => ({
+        id: uuidv7(),
+        payloadJson: JSON.stringify({ n }),
+      })),
+    };
+  }
+
+  /** Inserts a batch on `client` and runs the check in the same transaction; what it scanned sequentially. */
+  async function seqScansOfCheck(client: PoolClient): Promise<{ seq_scan: number; seq_tup_read: number }> {
+    const statement = insertBatch(tables, batchPlan(10), NO_INLINE);
+    await client.query("BEGIN");
+    try {
+      await client.query(statement.text, statement.values);
+      await client.query("SET CONSTRAINTS ALL IMMEDIATE"); // the check, now rather than at commit
+      const { rows } = await client.query(
+        `SELECT seq_scan::int, seq_tup_read::int FROM pg_stat_xact_user_tables WHERE relname = 'operations'`,
+      );
+      return rows[0];
+    } finally {
+      await client.query("ROLLBACK");
+    }
+  }
+
+  it("reads only the batch's own children on a connection that began when the table was empty", async () => {
+    await fresh.pool.query("ANALYZE");
+    const session = await fresh.pool.connect();
+    try {
+      for (let n = 0; n < 6; n++) await seqScansOfCheck(session); // past the custom plans
+      const other = await fresh.pool.connect();
+      try {
+        for (let b = 0; b < 10; b++) {
+          const statement = insertBatch(tables, batchPlan(1_000), NO_INLINE);
+          await other.query(statement.text, statement.values);
+        }
+      } finally {
+        other.release();
+      }
+      expect(await seqScansOfCheck(session)).toEqual({ seq_scan: 0, seq_tup_read: 0 });
+    } finally {
+      session.release();
+    }
+  }, 60_000);
 });
