@@ -3,7 +3,12 @@ import { Injectable, Module, type OnModuleDestroy } from "@nestjs/common";
 import { APP_FILTER, NestFactory } from "@nestjs/core";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { z } from "zod";
-import { defineOperationType, type HandlerContext, type Payload } from "prisma-operations";
+import {
+  defineOperationType,
+  preparedStatementNames,
+  type HandlerContext,
+  type Payload,
+} from "prisma-operations";
 import {
   OperationHandler,
   OperationsExceptionFilter,
@@ -16,7 +21,12 @@ import { PrismaClient } from "./generated/prisma/client.js"; // `.js`: required 
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleDestroy {
   constructor() {
-    super({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
+    super({
+      adapter: new PrismaPg(
+        { connectionString: process.env.DATABASE_URL },
+        { statementNameGenerator: preparedStatementNames() },
+      ),
+    });
   }
   async onModuleDestroy(): Promise<void> {
     await this.$disconnect();

@@ -4,13 +4,18 @@ declare const uploadId: string;
 // ---cut---
 import { PrismaPg } from "@prisma/adapter-pg";
 import { z } from "zod";
-import { createOperations, defineOperationType } from "prisma-operations";
+import { createOperations, defineOperationType, preparedStatementNames } from "prisma-operations";
 import { PrismaClient } from "./generated/prisma/client.js"; // your client (`.js`: needed under nodenext)
 
 const Document = z.object({ id: z.string(), tokens: z.number().int(), text: z.string() });
 
 export const ops = createOperations({
-  prisma: new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) }),
+  prisma: new PrismaClient({
+    adapter: new PrismaPg(
+      { connectionString: process.env.DATABASE_URL },
+      { statementNameGenerator: preparedStatementNames() }, // the module's statements, prepared once per connection
+    ),
+  }),
   types: {
     "documents.ingest": defineOperationType({
       payload: z.object({ documents: z.array(Document) }), // what a handler receives

@@ -2,6 +2,7 @@
 // Nothing here decides policy: it takes plans and returns rows.
 import type { OperationStatus } from "../domain/status";
 import type { BatchPlan, OperationPlan } from "../submit/plan";
+import { moduleStatement } from "../prepared-statements";
 import type { Db } from "./client";
 import type { RetentionPolicy } from "../domain/retention";
 import * as claims from "./statements/claims";
@@ -90,7 +91,14 @@ export class Store {
   }
 
   private query<T>(statement: Sql): Promise<T[]> {
+    moduleStatement(statement.text);
     return Promise.resolve(this.db.$queryRaw<T[]>(statement));
+  }
+
+  /** Runs a statement that returns no rows; resolves to the number of rows it changed. */
+  private execute(statement: Sql): Promise<number> {
+    moduleStatement(statement.text);
+    return Promise.resolve(this.db.$executeRaw(statement));
   }
 
   private async one<T>(statement: Sql): Promise<T | undefined> {
@@ -249,7 +257,7 @@ export class Store {
   async registerSubscribers(
     subscribers: readonly { name: string; topics: readonly string[] | undefined }[],
   ): Promise<void> {
-    if (subscribers.length) await this.db.$executeRaw(outbox.registerSubscribers(this.tables, subscribers));
+    if (subscribers.length) await this.execute(outbox.registerSubscribers(this.tables, subscribers));
   }
 
   async removeSubscriber(name: string): Promise<{ removed: number; deliveries: number }> {
@@ -273,18 +281,16 @@ export class Store {
 
   async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.db.$executeRaw(outbox.extendDeliveries(this.tables, deliveries, leaseMs));
+    return this.execute(outbox.extendDeliveries(this.tables, deliveries, leaseMs));
   }
 
   async markDelivered(deliveries: readonly DeliveryRef[]): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.db.$executeRaw(outbox.markDelivered(this.tables, deliveries));
+    return this.execute(outbox.markDelivered(this.tables, deliveries));
   }
 
   markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
-    return Promise.resolve(
-      this.db.$executeRaw(outbox.markFailed(this.tables, delivery, error, retryDelayMs)),
-    );
+    return this.execute(outbox.markFailed(this.tables, delivery, error, retryDelayMs));
   }
 
   async redeliverDead(filter: DeadFilter): Promise<number> {
@@ -296,15 +302,15 @@ export class Store {
   // --- worker registry ----------------------------------------------------------------------------
 
   async announceWorker(worker: WorkerIdentity): Promise<void> {
-    await this.db.$executeRaw(workers.announceWorker(this.tables, worker));
+    await this.execute(workers.announceWorker(this.tables, worker));
   }
 
   async workerSeen(worker: WorkerIdentity): Promise<void> {
-    await this.db.$executeRaw(workers.workerSeen(this.tables, worker));
+    await this.execute(workers.workerSeen(this.tables, worker));
   }
 
   async workerStopped(id: string): Promise<void> {
-    await this.db.$executeRaw(workers.workerStopped(this.tables, id));
+    await this.execute(workers.workerStopped(this.tables, id));
   }
 
   listWorkers(): Promise<(WorkerRow & { running: number })[]> {
