@@ -8,7 +8,7 @@ import { benchTypes, CountingSubscriber, ourPrisma } from "./systems";
 
 async function main(): Promise<void> {
   const url = process.env.BENCH_URL!;
-  const prisma = ourPrisma(url, false);
+  const prisma = ourPrisma(url);
   const ops = createOperations({ prisma, types: benchTypes, subscribers: [new CountingSubscriber()] });
   await ops.ready();
   const worker = ops.createWorker({

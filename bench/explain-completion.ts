@@ -34,11 +34,11 @@ async function main(): Promise<void> {
     await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await client.query(`CREATE DATABASE ${database}`);
   });
-  const system = await ours(url, true);
+  const system = await ours(url);
   await system.setup();
   await system.submit((done + held) / 100, 100, "bench");
   await withClient(url, (client) => client.query("ANALYZE"));
-  const prisma = ourPrisma(url, true);
+  const prisma = ourPrisma(url);
   const store = new Store(prisma, tablesIn());
   // History: claimed and completed in groups of 16, as a drain does.
   for (let n = 0; n < done; n += 16) {

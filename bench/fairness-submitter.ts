@@ -17,7 +17,7 @@ const params = JSON.parse(process.env.FAIRNESS_PARAMS!) as FairnessParams;
 const send = (message: object) => process.send!(message);
 
 async function main(): Promise<void> {
-  const prisma = ourPrisma(url, false);
+  const prisma = ourPrisma(url);
   const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
   await ops.ready();
   const small = smallTenantIds(params.smallTenants);

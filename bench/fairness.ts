@@ -65,7 +65,7 @@ export interface FairnessResult {
 
 /** Tenant A's backlog, in its own process (as the drain's seed): `total` children in batches of `batch`. */
 export async function seedBigTenant(url: string, total: number, batch: number): Promise<void> {
-  const prisma = ourPrisma(url, false);
+  const prisma = ourPrisma(url);
   const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
   await withClient(url, (client) => applyMigrations(client));
   for (let b = 0; b < total / batch; b++) {
@@ -148,7 +148,7 @@ type SubmitterMessage =
   | { kind: "done"; submitCalls: number[] };
 
 export async function fairnessRun(url: string, params: FairnessParams): Promise<FairnessResult> {
-  const prisma = ourPrisma(url, false);
+  const prisma = ourPrisma(url);
   // As the other `ours` scenarios: the quick start's client, the default logger, an in-process subscriber.
   const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
   await withClient(url, (client) => applyMigrations(client));

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   await bare.$queryRawUnsafe("SELECT 1");
   stage("a PrismaClient connected (one query)");
   await bare.$disconnect();
-  const system = await ours(url, false);
+  const system = await ours(url);
   await system.setup();
   stage("ours: service created, migrations applied");
   await system.submit(total / 100, 100, "bench");

@@ -13,9 +13,9 @@ import { benchTypes, CountingSubscriber, ours, ourPrisma } from "./systems";
  * the events) in batches of `batchSize`, over `children` completions in all, one statement each.
  */
 export async function aggregationCost(url: string, batchSize: number, children: number): Promise<number> {
-  const system = await ours(url, true);
+  const system = await ours(url);
   await system.setup();
-  const prisma = ourPrisma(url, true);
+  const prisma = ourPrisma(url);
   const ops = createOperations({ prisma, types: benchTypes });
   const store = new Store(prisma, tablesIn());
   const submit = async (type: "bench" | "warm", count: number, size: number) => {
@@ -154,7 +154,7 @@ export interface ScaleResult {
 
 /** Ours (defaults) on a database built by buildScaleDatabase: an untimed warm-up drain, then `total` timed. */
 export async function scaleRun(url: string, total: number, warmup: number): Promise<ScaleResult> {
-  const system = await ours(url, false);
+  const system = await ours(url);
   await system.setup();
   await system.drain(warmup, "bench");
   await analyzeAndCheckpoint(url);
@@ -177,7 +177,7 @@ export async function bigBatch(
   url: string,
   children: number,
 ): Promise<{ seconds: number; peakRssMb: number; transactions: number }> {
-  const prisma = ourPrisma(url, false);
+  const prisma = ourPrisma(url);
   const ops = createOperations({
     prisma,
     types: benchTypes,

@@ -1,6 +1,6 @@
 // Where our drain spends its time: not part of `npm run bench`, a tool for whoever optimises it.
 //
-//   npx tsx bench/profile-drain.ts [--total 20000] [--tuned] [--worker '{"batchSize":100}'] [--pgss]
+//   npx tsx bench/profile-drain.ts [--total 20000] [--unprepared] [--worker '{"batchSize":100}'] [--pgss]
 //     [--explain] [--keep]
 //
 // On a database of its own (DATABASE_URL names the server; default 127.0.0.1:5432): seeds `total`
@@ -21,11 +21,12 @@ import { tablesIn } from "../src/store/tables";
 import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./common";
 import { median, percentile, round } from "./stats";
 import { ours } from "./systems";
+import { summarizeProfile, type CpuProfile } from "./cpu-profile";
 
 const { values: args } = parseArgs({
   options: {
     total: { type: "string", default: "20000" },
-    tuned: { type: "boolean", default: false },
+    unprepared: { type: "boolean", default: false },
     worker: { type: "string" },
     pgss: { type: "boolean", default: false },
     explain: { type: "boolean", default: false },
@@ -70,62 +71,12 @@ async function explain(client: Client, label: string, statement: { sql: string; 
   }
 }
 
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string }; hitCount?: number }[];
-  startTime: number;
-  endTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Where the code running in the profile came from: the module, Prisma, pg, wasm, Node, idle. */
-function origin(url: string, name: string): string {
-  if (name === "(idle)") return "idle (waiting for the database)";
-  if (name === "(garbage collector)") return "garbage collector";
-  if (name === "(program)") return "V8/native (program)";
-  if (url.startsWith("wasm://") || name.startsWith("wasm-function") || name.startsWith("$"))
-    return "Prisma query compiler (wasm)";
-  if (url.includes("/src/")) return "this module (src/)";
-  if (url.includes("@prisma/adapter-pg")) return "@prisma/adapter-pg";
-  if (url.includes("@prisma/client") || url.includes("/generated/prisma/")) return "@prisma/client runtime";
-  if (url.includes("node_modules/pg") || url.includes("pg-protocol") || url.includes("pg-pool"))
-    return "pg (node-postgres)";
-  if (url.includes("/bench/")) return "bench harness";
-  if (url.startsWith("node:") || url === "") return "Node.js internals / native";
-  return url.replace(/^.*node_modules\//, "").split("/")[0] ?? url;
-}
-
-function summarizeProfile(profile: CpuProfile): void {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const byOrigin = new Map<string, number>();
-  const byFunction = new Map<string, number>();
-  profile.samples.forEach((id, i) => {
-    const node = byId.get(id)!;
-    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
-    const where = origin(node.callFrame.url, node.callFrame.functionName);
-    byOrigin.set(where, (byOrigin.get(where) ?? 0) + dt);
-    const fn = `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.replace(/^.*\/(node_modules|work\/main)\//, "")}`;
-    byFunction.set(fn, (byFunction.get(fn) ?? 0) + dt);
-  });
-  const totalMs = [...byOrigin.values()].reduce((a, b) => a + b, 0);
-  console.log(`\nCPU profile of the timed drain (${round(totalMs, 0)} ms sampled), self time by origin:`);
-  for (const [where, ms] of [...byOrigin].sort((a, b) => b[1] - a[1])) {
-    console.log(
-      `  ${String(round(ms, 0)).padStart(7)} ms  ${String(round((100 * ms) / totalMs, 1)).padStart(5)} %  ${where}`,
-    );
-  }
-  console.log("top functions by self time:");
-  for (const [fn, ms] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
-    console.log(`  ${String(round(ms, 0)).padStart(7)} ms  ${fn.slice(0, 120)}`);
-  }
-}
-
 async function main(): Promise<void> {
   await withClient(server, async (client) => {
     await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await client.query(`CREATE DATABASE ${database}`);
   });
-  const system = await ours(url, args.tuned!);
+  const system = await ours(url, !args.unprepared);
   await system.setup();
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
   await system.submit(total / 100, 100, "bench");
@@ -136,7 +87,7 @@ async function main(): Promise<void> {
   if (args.explain) {
     await withClient(url, async (client) => {
       const tables = tablesIn();
-      const batchSize = Number(JSON.parse(args.worker ?? "{}").batchSize ?? (args.tuned ? 100 : 16));
+      const batchSize = Number(JSON.parse(args.worker ?? "{}").batchSize ?? 100);
       await explain(
         client,
         `claim of ${batchSize}`,
@@ -191,7 +142,7 @@ async function main(): Promise<void> {
   if (session) {
     const { profile } = await session.post("Profiler.stop");
     writeFileSync(args.cpuprofile!, JSON.stringify(profile));
-    summarizeProfile(profile as unknown as CpuProfile);
+    summarizeProfile(profile as unknown as CpuProfile, "the timed drain");
   }
   const peakRss = rss.stop();
   await system.verifyDrained(total, "bench");

@@ -86,10 +86,10 @@ const sizes = {
 const FAIRNESS_MODES = ["idle", "fair", "fifo"] as const;
 
 const SYSTEMS_BY_SCENARIO: Record<Scenario, string[]> = {
-  submit1000: ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"],
-  submit10: ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"],
-  drain: ["ours", "oursTuned", "pgboss", "graphile", "raw"],
-  latency: ["ours", "oursTuned", "pgboss", "graphile"],
+  submit1000: ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"],
+  submit10: ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"],
+  drain: ["ours", "oursUnprepared", "pgboss", "graphile", "raw"],
+  latency: ["ours", "oursUnprepared", "pgboss", "graphile"],
   aggregation: ["ours"],
   scale: ["ours"],
   batch100k: ["ours"],
@@ -394,7 +394,7 @@ function summarize(postgres: string, used: string[], started: number): void {
 
   // Results: median (min–max) over the runs.
   log(`\n=== results: median (min–max) of ${runs} run(s) ===`);
-  const columns = ["ours", "oursTuned", "pgboss", "pgbossFlow", "graphile", "raw"].filter((s) =>
+  const columns = ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"].filter((s) =>
     used.includes(s),
   );
   const cell = (s: Spread | undefined, digits: number) =>
@@ -422,7 +422,7 @@ function summarize(postgres: string, used: string[], started: number): void {
   }
   fairnessTargets(median);
 
-  // Ratios of medians: ours (defaults, and tuned) ÷ the best peer at its recommended settings.
+  // Ratios of medians: ours (as the quick start makes it, and without prepared statements) ÷ the best peer at its recommended settings.
   log("\n=== ratios of medians: ours ÷ best peer (recommended settings) ===");
   const bestPeer = (path: string, pick: (a: number, b: number) => number) => {
     const values = PEERS.map((peer) => median(path, peer)?.median).filter(
@@ -440,7 +440,7 @@ function summarize(postgres: string, used: string[], started: number): void {
   ] as const) {
     const peer = bestPeer(path, higherIsBetter ? Math.max : Math.min);
     if (peer === undefined) continue;
-    for (const ours of ["ours", "oursTuned"]) {
+    for (const ours of ["ours", "oursUnprepared"]) {
       const value = median(path, ours)?.median;
       if (value === undefined) continue;
       const ratio = round(value / peer, 2);

@@ -179,7 +179,8 @@ export const OURS: SystemSettings = {
   label: "ours, defaults as users get them",
   instance: {
     client: {
-      value: "new PrismaPg({ connectionString }) (pg pool default max 10, no prepared statements)",
+      value:
+        "new PrismaPg({ connectionString }, { statementNameGenerator: preparedStatementNames() }) (pg pool default max 10; the module's statements prepared, the app's not)",
       source: "README quick start",
     },
     ...oursCommon,
@@ -197,27 +198,20 @@ export const OURS: SystemSettings = {
   },
 };
 
-export const OURS_TUNED: SystemSettings = {
-  label: "ours, TUNED client (prepared statements, pool 20); the worker's best settings are its defaults",
+export const OURS_UNPREPARED: SystemSettings = {
+  label:
+    "ours, a client WITHOUT prepared statements (as behind PgBouncer in transaction mode before 1.21); worker defaults",
   instance: {
     client: {
       value:
-        "new PrismaPg({ connectionString, max: 20 }, { statementNameGenerator: preparedStatementNames() })",
-      source: "README 'Design decisions': prepared statements",
+        "new PrismaPg({ connectionString }) (pg pool default max 10; every statement parsed and planned each time)",
+      source:
+        "README quick start without preparedStatementNames(), as its note says to do behind such a PgBouncer",
     },
     ...oursCommon,
   },
   submit: { api: { value: "submitBatch", source: "README" } },
-  throughput: {
-    concurrency: { value: CONCURRENCY, source: SAME_FOR_ALL },
-    batchSize: {
-      value: "default (100)",
-      source:
-        "best of bench/sweep.ts --plain, drain 20,000, medians of 2: defaults 12,842 ops/s; { batchSize 100, prefetch 400 } 12,952; { 500, 484 } 11,594",
-    },
-    prefetch: { value: 'default ("auto")', source: "same sweep: a fixed prefetch is no better than auto" },
-    pollIntervalMs: { value: "default (1,000)", source: OUR_WORKER },
-  },
+  throughput: OURS.throughput,
 };
 
 export const RAW: SystemSettings = {
@@ -248,7 +242,7 @@ export const RAW: SystemSettings = {
 
 export const SYSTEMS: Record<string, SystemSettings> = {
   ours: OURS,
-  oursTuned: OURS_TUNED,
+  oursUnprepared: OURS_UNPREPARED,
   pgboss: PGBOSS,
   pgbossFlow: PGBOSS_FLOW,
   graphile: GRAPHILE,

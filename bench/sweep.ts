@@ -12,7 +12,7 @@ const { values: args } = parseArgs({
     total: { type: "string", default: "20000" },
     runs: { type: "string", default: "3" },
     timeout: { type: "string", default: "180" },
-    /** Sweep `ours` as the quick start makes it (no prepared statements) instead of `oursTuned`. */
+    /** Sweep `ours` without prepared statements (`oursUnprepared`) instead of as the quick start makes it. */
     plain: { type: "boolean", default: false },
     /** Only these candidates (a JSON array) instead of the system's list. */
     values: { type: "string" },
@@ -25,7 +25,7 @@ const timeoutS = Number(args.timeout);
 /** Candidates per system: the environment variable systems.ts reads, and its values. */
 const CANDIDATES: Record<string, { system: string; env: string; values: unknown[] }> = {
   ours: {
-    system: "oursTuned",
+    system: "ours",
     env: "BENCH_OURS_WORKER",
     // A claim takes at most the free slots (concurrency + prefetch − held), so batchSize above
     // concurrency + prefetch changes nothing.
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
         let result: Record<string, unknown> = { ms: NaN };
         try {
           result = await fresh(
-            name === "ours" && args.plain ? "ours" : candidates.system,
+            name === "ours" && args.plain ? "oursUnprepared" : candidates.system,
             "drain",
             { total, warm: 1000 },
             { seed: { total, batch: 100 }, env: { [candidates.env]: key }, timeoutMs: timeoutS * 1000 },

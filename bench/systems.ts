@@ -53,11 +53,14 @@ export const benchTypes = {
   warm: defineOperationType({ payload: z.object({ n: z.number().int() }), maxAttempts: 3 }),
 };
 
-/** Our client as the README's quick start makes it, or tuned (pool 20, prepared statements). */
-export function ourPrisma(url: string, tuned: boolean): PrismaClient {
+/**
+ * Our client as the README's quick start makes it (the module's statements prepared), or without
+ * prepared statements (`prepared` false: a client behind PgBouncer in transaction mode before 1.21).
+ */
+export function ourPrisma(url: string, prepared = true): PrismaClient {
   return new PrismaClient({
-    adapter: tuned
-      ? new PrismaPg({ connectionString: url, max: 20 }, { statementNameGenerator: preparedStatementNames() })
+    adapter: prepared
+      ? new PrismaPg({ connectionString: url }, { statementNameGenerator: preparedStatementNames() })
       : new PrismaPg({ connectionString: url }),
   });
 }
@@ -74,8 +77,8 @@ export class CountingSubscriber implements EventSubscriber {
   }
 }
 
-export async function ours(url: string, tuned: boolean): Promise<System> {
-  const prisma = ourPrisma(url, tuned);
+export async function ours(url: string, prepared = true): Promise<System> {
+  const prisma = ourPrisma(url, prepared);
   const subscriber = new CountingSubscriber();
   // The default logger: the module's warnings and errors go to stderr.
   const ops = createOperations({ prisma, types: benchTypes, subscribers: [subscriber] });
@@ -532,8 +535,8 @@ export async function graphile(url: string): Promise<System> {
 }
 
 export const FACTORIES: Record<string, (url: string) => Promise<System>> = {
-  ours: (url) => ours(url, false),
-  oursTuned: (url) => ours(url, true),
+  ours: (url) => ours(url),
+  oursUnprepared: (url) => ours(url, false),
   raw,
   pgboss,
   pgbossFlow,

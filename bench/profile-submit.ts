@@ -1,0 +1,83 @@
+// Where a small submit spends its time: not part of `npm run bench`, a tool for whoever optimises it.
+//
+//   npx tsx bench/profile-submit.ts [--batches 2000] [--size 10] [--unprepared] [--cpuprofile FILE]
+//
+// On a database of its own (DATABASE_URL names the server): sets ours up as the bench does, a
+// warm-up, ANALYZE, then `batches` submits of `size` children one after another. Prints the time
+// per submit, the part of it spent in each Store call (as the service saw them: pool wait, round
+// trip and execution) and the rest (validation, planning, the client's own work, inline delivery);
+// with --cpuprofile, the self time of the submits by the package the code comes from.
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { parseArgs } from "node:util";
+import { Store } from "../src/store/store";
+import { analyzeAndCheckpoint, instrument, withClient } from "./common";
+import { summarizeProfile, type CpuProfile } from "./cpu-profile";
+import { median, round } from "./stats";
+import { ours } from "./systems";
+
+const { values: args } = parseArgs({
+  options: {
+    batches: { type: "string", default: "2000" },
+    size: { type: "string", default: "10" },
+    unprepared: { type: "boolean", default: false },
+    cpuprofile: { type: "string" },
+  },
+});
+const batches = Number(args.batches);
+const size = Number(args.size);
+const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+const database = "po_bench_profile_submit";
+const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString();
+
+async function main(): Promise<void> {
+  await withClient(server, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${database}`);
+  });
+  const system = await ours(url, !args.unprepared);
+  await system.setup();
+  await system.submit(20, size, "bench");
+  await analyzeAndCheckpoint(url);
+
+  const probe = instrument(Store.prototype, ["insertBatch", "markDelivered"]);
+  const session = args.cpuprofile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 100 });
+    await session.post("Profiler.start");
+  }
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await system.submit(batches, size, "bench");
+  const elapsedMs = performance.now() - started;
+  const cpuUsed = process.cpuUsage(cpu);
+  if (session) {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(args.cpuprofile!, JSON.stringify(profile));
+    summarizeProfile(profile as unknown as CpuProfile, `${batches} submits`);
+  }
+  probe.restore();
+
+  const perSubmit = (ms: number) => round(ms / batches, 3);
+  console.log(
+    `\n${batches} submits of ${size}: ${round((batches * size * 1000) / elapsedMs, 0)} rows/s, ` +
+      `${perSubmit(elapsedMs)} ms per submit; process CPU ${perSubmit((cpuUsed.user + cpuUsed.system) / 1000)} ms per submit`,
+  );
+  let inStore = 0;
+  for (const [name, times] of Object.entries(probe.ms)) {
+    const total = times.reduce((a, b) => a + b, 0);
+    inStore += total;
+    console.log(
+      `  ${name.padEnd(14)} ${String(probe.calls[name]).padStart(6)} calls  ${perSubmit(total)} ms per submit (median ${round(median(times), 3)} ms)`,
+    );
+  }
+  console.log(`  everything else        ${perSubmit(elapsedMs - inStore)} ms per submit`);
+  await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
