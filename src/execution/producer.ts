@@ -41,6 +41,11 @@ export class Producer {
    * NOTIFY (`wake`) or the poll.
    */
   private starved = false;
+  /**
+   * New work was announced (NOTIFY, a row handed back) since the last claim: the next claim may go
+   * past a full buffer, by up to `concurrency` rows (see `free`).
+   */
+  private announced = false;
   /** Handler starts per ms, decayed to `lastStart`. */
   private pace = 0;
   private lastStart = 0;
@@ -75,6 +80,7 @@ export class Producer {
   wake(): void {
     // Even if the claim it causes finds no room: the next freed slot must claim again.
     this.starved = false;
+    this.announced = true;
     this.loop.wake();
   }
 
@@ -91,10 +97,9 @@ export class Producer {
   }
 
   private async claim(): Promise<number> {
-    const { concurrency, batchSize, pollIntervalMs } = this.options;
-    // Rows whose outcomes wait to be recorded count as held: when recording falls behind, claiming
-    // more would only make the next group commit larger and later.
-    const free = concurrency + this.ahead() - this.runningCount - this.queue.length - this.recording();
+    const { batchSize, pollIntervalMs } = this.options;
+    const free = this.free();
+    this.announced = false;
     if (this.stopping || free <= 0) return pollIntervalMs; // woken by roomFreed
     const want = Math.min(batchSize, free);
     let rows: ClaimedRow[];
@@ -121,6 +126,25 @@ export class Producer {
     this.queue.push(rows);
     this.pump();
     return rows.length === want ? 0 : pollIntervalMs;
+  }
+
+  /**
+   * How many rows the next claim may take. Rows whose outcomes wait to be recorded count as held:
+   * when recording falls behind, claiming more would only make the next group commit larger and
+   * later. But when new work was announced, up to `concurrency` rows beyond a full buffer: a
+   * tenant's new rows then join the fair local queue now, to run in turn with the rows buffered
+   * ahead of them, rather than wait until the buffer has room (under one tenant's big backlog, the
+   * other tenants' p99 submit → start was 4 × idle; the buffer then holds at most `concurrency` more).
+   */
+  private free(): number {
+    const { concurrency } = this.options;
+    const target = concurrency + this.ahead();
+    const free = target - this.runningCount - this.queue.length - this.recording();
+    if (!this.announced) return free;
+    return Math.max(
+      free,
+      Math.min(concurrency, target + concurrency - this.runningCount - this.queue.length),
+    );
   }
 
   /**

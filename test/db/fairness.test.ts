@@ -103,6 +103,57 @@ describe("which due rows a claim takes", () => {
   });
 });
 
+describe("a worker's buffer", () => {
+  it("takes a new tenant's rows when notified even while full of another's, and runs them next", async () => {
+    const ops = service();
+    await ops.submitBatch({ tenantId: "A", type: "task", items: items(100) });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const starts: string[] = [];
+    const worker = ops.createWorker({
+      handlers: {
+        task: async (_payload, { tenantId }) => {
+          starts.push(tenantId);
+          if (tenantId === "A") await gate;
+        },
+      },
+      concurrency: 4,
+      prefetch: 20,
+      pollIntervalMs: 60_000, // only a notification can make it claim again
+      listen: { connectionString: db.url },
+    });
+    const processing = async (tenantId: string) =>
+      Number(
+        (
+          await db.pool.query(
+            `SELECT count(*) AS n FROM operations WHERE tenant_id = $1 AND status = 'processing'`,
+            [tenantId],
+          )
+        ).rows[0].n,
+      );
+    await worker.start();
+    try {
+      // Four of A's rows run (blocked) and twenty wait in the buffer: it is full.
+      await waitFor("A's rows to fill the buffer", async () => (await processing("A")) === 24, 5_000);
+      // The claim this notification allows (up to a round of slots, 4) is shared: 2 for B, 2 for A.
+      await ops.submitBatch({ tenantId: "B", type: "task", items: items(2) });
+      await waitFor(
+        "B's rows claimed while the buffer is full",
+        async () => (await processing("B")) === 2,
+        5_000,
+      );
+      expect(starts).toEqual(["A", "A", "A", "A"]);
+      release();
+      await waitFor("B's rows to start", () => starts.filter((t) => t === "B").length === 2, 5_000);
+      // Served in turn with A's 22 buffered rows, not after them.
+      expect(starts.slice(4, 9).filter((t) => t === "B")).toHaveLength(2);
+    } finally {
+      release();
+      await worker.stop();
+    }
+  });
+});
+
 describe("concurrency limits", () => {
   const limits = [{ type: "limited", total: 3, perTenant: 2 }];
 
