@@ -3,7 +3,7 @@
 // process only works. Driven over IPC by fairnessRun:
 //   → ping            ← pong { now }            (clock offset, NTP-style)
 //   → warm            ← warmed                  (untimed submits of the "warm" type)
-//   → start { at }    ← submitted { children }  (per submit; `at` on this process's clock)
+//   → start { at }    ← submitted { children, t, returnedAt }  (per submit; times on this process's clock)
 //   → close           ← done { submitCalls }    (after the submits in flight)
 import { createOperations } from "../src";
 import { sleep } from "./common";
@@ -49,8 +49,9 @@ async function main(): Promise<void> {
           if (!open) return;
           const t = epochNow();
           await ops.submitBatch({ tenantId, type: "bench", items: items(t) });
-          submitCalls.push(epochNow() - t);
-          send({ kind: "submitted", children: params.smallBatch });
+          const returnedAt = epochNow();
+          submitCalls.push(returnedAt - t);
+          send({ kind: "submitted", children: params.smallBatch, t, returnedAt });
         }
       });
     }

@@ -59,6 +59,11 @@ export interface FairnessResult {
   /** The submit calls of B–E alone (the first part of every sample), ms. */
   submitP50Ms: number;
   submitP99Ms: number;
+  /**
+   * How long after its submit call returned each child started (0 if before): the sample without
+   * the submit call, whose commit this host can hold up for tens of milliseconds on its own.
+   */
+  afterSubmitP99Ms: number;
   /** From the window's end until every small-tenant child submitted in it had started. */
   tailMs: number;
 }
@@ -90,6 +95,8 @@ class Submitter {
   >();
   /** Children submitted so far (counted as the submitter reports each submit). */
   submitted = 0;
+  /** When each submit call returned, by the time put in its children's payload (submitter's clock). */
+  readonly returnedAt = new Map<number, number>();
 
   constructor(url: string, params: FairnessParams) {
     this.child = fork(join(__dirname, "fairness-submitter.ts"), [], {
@@ -98,7 +105,10 @@ class Submitter {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.child.on("message", (message: SubmitterMessage) => {
-      if (message.kind === "submitted") this.submitted += message.children;
+      if (message.kind === "submitted") {
+        this.submitted += message.children;
+        this.returnedAt.set(message.t, message.returnedAt);
+      }
       const waiter = this.waiting.get(message.kind);
       this.waiting.delete(message.kind);
       waiter?.resolve(message);
@@ -144,7 +154,7 @@ type SubmitterMessage =
   | { kind: "ready" }
   | { kind: "pong"; now: number }
   | { kind: "warmed" }
-  | { kind: "submitted"; children: number }
+  | { kind: "submitted"; children: number; t: number; returnedAt: number }
   | { kind: "done"; submitCalls: number[] };
 
 export async function fairnessRun(url: string, params: FairnessParams): Promise<FairnessResult> {
@@ -182,6 +192,8 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
 
   // The timed part.
   const samples: number[] = [];
+  /** Per child: when it started and the time in its payload (to find when its submit returned). */
+  const startedAt: { t: number; at: number }[] = [];
   let bigDone = 0;
   let smallInWindow = 0;
   let open = true;
@@ -195,7 +207,9 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
       if (open) bigDone++;
       bigNearlyDone.add();
     } else {
-      samples.push(epochNow() - (payload.t - clock.offsetMs));
+      const at = epochNow();
+      samples.push(at - (payload.t - clock.offsetMs));
+      startedAt.push({ t: payload.t, at });
       if (open) smallInWindow++;
       if (samples.length >= expected) allStarted?.();
     }
@@ -232,6 +246,9 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
   await worker.stop();
   await prisma.$disconnect();
   if (samples.length !== expected) throw new Error(`${samples.length} samples of ${expected} submitted`);
+  const afterSubmit = startedAt.map(({ t, at }) =>
+    Math.max(0, at - (submitter.returnedAt.get(t)! - clock.offsetMs)),
+  );
   return {
     p50Ms: percentile(samples, 50),
     p99Ms: percentile(samples, 99),
@@ -239,6 +256,7 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
     samples: samples.length,
     submitP50Ms: percentile(submitCalls, 50),
     submitP99Ms: percentile(submitCalls, 99),
+    afterSubmitP99Ms: percentile(afterSubmit, 99),
     windowMs,
     bigTenantOpsPerSec: bigDone / (windowMs / 1000),
     totalOpsPerSec: (bigDone + smallInWindow) / (windowMs / 1000),
