@@ -13,6 +13,7 @@ import { finishOperations } from "../src/store/statements/transitions";
 import { Store } from "../src/store/store";
 import { tablesIn } from "../src/store/tables";
 import { withClient } from "./common";
+import { createDatabase, databaseUrl, dropDatabase } from "./steps";
 import { ourPrisma, ours } from "./systems";
 
 const { values: args } = parseArgs({
@@ -25,15 +26,11 @@ const { values: args } = parseArgs({
 const held = Number(args.held);
 const group = Number(args.group);
 const done = Number(args.done);
-const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const database = "po_bench_explain";
-const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString();
+const url = databaseUrl(database);
 
 async function main(): Promise<void> {
-  await withClient(server, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${database}`);
-  });
+  await createDatabase(database);
   const system = await ours(url);
   await system.setup();
   await system.submit((done + held) / 100, 100, "bench");
@@ -102,7 +99,7 @@ async function main(): Promise<void> {
   });
   await prisma.$disconnect();
   await system.close();
-  await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+  await dropDatabase(database);
 }
 
 main().then(

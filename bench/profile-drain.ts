@@ -20,6 +20,7 @@ import { Store } from "../src/store/store";
 import { tablesIn } from "../src/store/tables";
 import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./common";
 import { median, percentile, round } from "./stats";
+import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./steps";
 import { ours } from "./systems";
 import { summarizeProfile, type CpuProfile } from "./cpu-profile";
 
@@ -35,9 +36,8 @@ const { values: args } = parseArgs({
   },
 });
 const total = Number(args.total);
-const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const database = "po_bench_profile";
-const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString();
+const url = databaseUrl(database);
 if (args.worker) process.env.BENCH_OURS_WORKER = args.worker;
 
 const STORE_METHODS = [
@@ -72,10 +72,7 @@ async function explain(client: Client, label: string, statement: { sql: string; 
 }
 
 async function main(): Promise<void> {
-  await withClient(server, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${database}`);
-  });
+  await createDatabase(database);
   const system = await ours(url, !args.unprepared);
   await system.setup();
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
@@ -112,7 +109,7 @@ async function main(): Promise<void> {
   }
 
   if (args.pgss) {
-    await withClient(server, (client) => client.query("SELECT pg_stat_statements_reset()"));
+    await withClient(serverUrl, (client) => client.query("SELECT pg_stat_statements_reset()"));
   }
   const probe = instrument(Store.prototype, STORE_METHODS);
   const groupSizes: number[] = [];
@@ -186,7 +183,7 @@ async function main(): Promise<void> {
   }
 
   if (args.pgss) {
-    await withClient(server, async (client) => {
+    await withClient(serverUrl, async (client) => {
       const { rows } = await client.query(
         `SELECT calls, round(total_exec_time::numeric, 0) AS exec_ms, round(total_plan_time::numeric, 0) AS plan_ms,
                 round(mean_exec_time::numeric, 3) AS mean_ms, rows, shared_blks_hit + shared_blks_read AS blocks,
@@ -221,7 +218,7 @@ async function main(): Promise<void> {
   }
   await system.close();
   if (!args.keep) {
-    await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+    await dropDatabase(database);
   }
 }
 

@@ -11,9 +11,10 @@ import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import { Store } from "../src/store/store";
-import { analyzeAndCheckpoint, instrument, withClient } from "./common";
+import { analyzeAndCheckpoint, instrument } from "./common";
 import { summarizeProfile, type CpuProfile } from "./cpu-profile";
 import { median, round } from "./stats";
+import { createDatabase, databaseUrl, dropDatabase } from "./steps";
 import { ours } from "./systems";
 
 const { values: args } = parseArgs({
@@ -26,15 +27,11 @@ const { values: args } = parseArgs({
 });
 const batches = Number(args.batches);
 const size = Number(args.size);
-const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const database = "po_bench_profile_submit";
-const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString();
+const url = databaseUrl(database);
 
 async function main(): Promise<void> {
-  await withClient(server, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${database}`);
-  });
+  await createDatabase(database);
   const system = await ours(url, !args.unprepared);
   await system.setup();
   await system.submit(20, size, "bench");
@@ -74,7 +71,7 @@ async function main(): Promise<void> {
     );
   }
   console.log(`  everything else        ${perSubmit(elapsedMs - inStore)} ms per submit`);
-  await withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+  await dropDatabase(database);
 }
 
 main().catch((error) => {
