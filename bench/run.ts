@@ -9,7 +9,8 @@
 // best peer, and `BENCH {json}`.
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { admin, createDatabase, dropDatabase, fresh, step } from "./steps";
+import { withClient } from "./common";
+import { admin, createDatabase, databaseUrl, dropDatabase, fresh, step } from "./steps";
 import { CONCURRENCY, SYSTEMS, type Setting } from "./settings";
 import { percentile, round, spread, type Spread } from "./stats";
 
@@ -125,6 +126,34 @@ async function busyElsewhere(): Promise<string[]> {
   });
 }
 
+/** The commit probe's result, for the BENCH line. */
+let hostCommitProbe: { p50: number; p99: number; max: number } | undefined;
+
+/**
+ * How long this host takes to commit one row when commits come spaced out, as in the latency and
+ * fairness scenarios (one every 25 ms): on a host whose disk stalls such flushes, those scenarios
+ * measure the disk. Back-to-back commits (the throughput scenarios) can look fine on the same host.
+ */
+async function commitProbe(): Promise<{ p50: number; p99: number; max: number }> {
+  const name = "po_bench_commit_probe";
+  await createDatabase(name);
+  try {
+    return await withClient(databaseUrl(name), async (client) => {
+      await client.query("CREATE TABLE probe (id serial PRIMARY KEY, at timestamptz DEFAULT now())");
+      const samples: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const at = performance.now();
+        await client.query("INSERT INTO probe DEFAULT VALUES");
+        samples.push(performance.now() - at);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      return { p50: percentile(samples, 50), p99: percentile(samples, 99), max: Math.max(...samples) };
+    });
+  } finally {
+    await dropDatabase(name);
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const postgres = await admin(
@@ -138,6 +167,13 @@ async function main(): Promise<void> {
     `load average ${loadavg()
       .map((n) => n.toFixed(2))
       .join(" ")}; other active sessions: ${(await busyElsewhere()).join(", ") || "none"}`,
+  );
+  const probe = await commitProbe();
+  hostCommitProbe = { p50: round(probe.p50, 2), p99: round(probe.p99, 2), max: round(probe.max, 2) };
+  log(
+    `commit probe (a one-row insert and commit every 25 ms, 200 samples): p50 ${fmt(probe.p50, 2)} ms, ` +
+      `p99 ${fmt(probe.p99, 2)} ms, max ${fmt(probe.max, 2)} ms — a p99 far above the p50 means this ` +
+      `host's disk stalls spaced-out commits, and the latency and fairness figures measure it`,
   );
   log(`sizes: ${JSON.stringify(sizes)}`);
   log(`scenarios: ${[...wantedScenarios].join(", ")}; ${runs} run(s) each, interleaved\n`);
@@ -379,6 +415,7 @@ function summarize(postgres: string, used: string[], started: number): void {
     }
   }
   bench.spread = spreads;
+  bench.commitProbeMs = hostCommitProbe;
   bench.settings = {
     sizes,
     systems: Object.fromEntries(used.map((system) => [system, SYSTEMS[system]])),
