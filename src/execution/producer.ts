@@ -131,20 +131,19 @@ export class Producer {
   /**
    * How many rows the next claim may take. Rows whose outcomes wait to be recorded count as held:
    * when recording falls behind, claiming more would only make the next group commit larger and
-   * later. But when new work was announced, up to `concurrency` rows beyond a full buffer: a
-   * tenant's new rows then join the fair local queue now, to run in turn with the rows buffered
-   * ahead of them, rather than wait until the buffer has room (under one tenant's big backlog, the
-   * other tenants' p99 submit → start was 4 × idle; the buffer then holds at most `concurrency` more).
+   * later. When new work was announced and rows wait in the buffer, up to `concurrency` more (and
+   * no more than wait there): another tenant's new rows then join the fair local queue now, to run
+   * in turn with the buffered rows, rather than after them (bench fairness, 2026-11-28, before
+   * this: B–E's p99 submit → start 3.95 × idle under A's backlog). With nothing buffered — no
+   * prefetch, or slow handlers — new rows could not start here any sooner, and an idle worker
+   * should have them.
    */
   private free(): number {
     const { concurrency } = this.options;
+    const held = this.runningCount + this.queue.length + this.recording();
     const target = concurrency + this.ahead();
-    const free = target - this.runningCount - this.queue.length - this.recording();
-    if (!this.announced) return free;
-    return Math.max(
-      free,
-      Math.min(concurrency, target + concurrency - this.runningCount - this.queue.length),
-    );
+    if (!this.announced) return target - held;
+    return Math.max(target - held, Math.min(concurrency, this.queue.length, target + concurrency - held));
   }
 
   /**

@@ -143,6 +143,7 @@ describe("a worker's buffer", () => {
         5_000,
       );
       expect(starts).toEqual(["A", "A", "A", "A"]);
+      expect(await processing("A")).toBe(26); // the claim went past the full buffer by one round of slots, no more
       release();
       await waitFor("B's rows to start", () => starts.filter((t) => t === "B").length === 2, 5_000);
       // Served in turn with A's 22 buffered rows, not after them.

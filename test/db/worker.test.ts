@@ -266,6 +266,29 @@ describe('prefetch "auto" (the default)', () => {
     expect(rows).toEqual([{ held: 2 }]);
     for (const release of releases) release();
   });
+  it("a notification does not make a busy worker take rows it cannot start", async () => {
+    const ran: string[] = [];
+    const releases: (() => void)[] = [];
+    const blockingAs = (name: string) => ({
+      task: () => {
+        ran.push(name);
+        return new Promise<void>((resolve) => releases.push(resolve));
+      },
+    });
+    const listen = { connectionString: db.url };
+    const busy = setup(blockingAs("busy"), { concurrency: 1, pollIntervalMs: 60_000, listen });
+    await busy.worker.start();
+    await busy.ops.submitOperation({ tenantId: "t", type: "task", payload: { n: 1 } });
+    await waitFor("the busy worker to start the first row", () => ran.length === 1, 5_000);
+    // Notified of a second row while its one slot is taken and nothing waits in its buffer.
+    await busy.ops.submitOperation({ tenantId: "t", type: "task", payload: { n: 2 } });
+    const idle = setup(blockingAs("idle"), { concurrency: 1, pollIntervalMs: 60_000, listen });
+    await idle.worker.start();
+    await waitFor("the second row to start", () => ran.length === 2, 5_000);
+    expect(ran).toEqual(["busy", "idle"]);
+    expect(busy.worker.inFlight).toBe(1);
+    for (const release of releases) release();
+  });
 });
 
 describe("graceful shutdown", () => {
