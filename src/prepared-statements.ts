@@ -19,7 +19,7 @@ function moduleTexts(): Set<string> {
   return (holder[MODULE_TEXTS_KEY] ??= new Set());
 }
 
-/** Marks a statement text as the module's own, to be prepared by `preparedStatementNames`. */
+/** Marks a statement text to be prepared by `preparedStatementNames` (see `prepared` in the store). */
 export function moduleStatement(text: string): void {
   const texts = moduleTexts();
   if (texts.size < MAX_MODULE_TEXTS) texts.add(text);
@@ -27,8 +27,8 @@ export function moduleStatement(text: string): void {
 
 /**
  * A `statementNameGenerator` for `new PrismaPg(config, { statementNameGenerator })`: names the
- * module's own statements (the same text always the same name, so each connection prepares it
- * once) and leaves every other query unnamed as without it (the empty name is the protocol's
+ * module's statements on its hot path — submits, claims, outcomes, heartbeats, deliveries (the
+ * same text always the same name, so each connection prepares it once) and leaves every other query unnamed as without it (the empty name is the protocol's
  * unnamed statement). So it is safe on the application's one client, whose own queries are an
  * open-ended set that must not stay prepared on every connection. Not behind PgBouncer in
  * transaction mode before 1.21 (from 1.21 on, set its `max_prepared_statements`).

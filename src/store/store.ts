@@ -49,6 +49,19 @@ import {
   type OperationView,
 } from "./views";
 
+/**
+ * Marks a statement of the hot path — submits, claims, outcomes, heartbeats, deliveries — to be
+ * prepared by `preparedStatementNames`. Only these: each finds its rows by key, or through the
+ * functions that pin their plans, so a generic plan serves them as well (plans.test.ts holds them
+ * to it). A read filtered by tenant is left unnamed: a generic plan is made for the average
+ * tenant, and for a page of a tenant's operations it scans the primary key backwards, which reads
+ * the whole table for a small tenant beside a big one.
+ */
+function prepared(statement: Sql): Sql {
+  moduleStatement(statement.text);
+  return statement;
+}
+
 /** Events as json_agg returns them: createdAt is a string there. */
 function parseEvents(events: unknown): WrittenEvent[] {
   return ((events as (WrittenEvent & { createdAt: string })[] | null) ?? []).map((event) => ({
@@ -91,13 +104,11 @@ export class Store {
   }
 
   private query<T>(statement: Sql): Promise<T[]> {
-    moduleStatement(statement.text);
     return Promise.resolve(this.db.$queryRaw<T[]>(statement));
   }
 
   /** Runs a statement that returns no rows; resolves to the number of rows it changed. */
   private execute(statement: Sql): Promise<number> {
-    moduleStatement(statement.text);
     return Promise.resolve(this.db.$executeRaw(statement));
   }
 
@@ -112,7 +123,7 @@ export class Store {
     plan: BatchPlan,
     inline: Inline,
   ): Promise<{ batch: BatchView | null; events: WrittenEvent[] }> {
-    const row = await this.one<submit.InsertedRow>(submit.insertBatch(this.tables, plan, inline));
+    const row = await this.one<submit.InsertedRow>(prepared(submit.insertBatch(this.tables, plan, inline)));
     return {
       batch: row?.inserted ? insertedBatchView(row.inserted) : null,
       events: parseEvents(row?.events),
@@ -124,7 +135,9 @@ export class Store {
     plan: OperationPlan,
     inline: Inline,
   ): Promise<{ operation: OperationView | null; events: WrittenEvent[] }> {
-    const row = await this.one<submit.InsertedRow>(submit.insertOperation(this.tables, plan, inline));
+    const row = await this.one<submit.InsertedRow>(
+      prepared(submit.insertOperation(this.tables, plan, inline)),
+    );
     return {
       operation: row?.inserted ? insertedOperationView(row.inserted) : null,
       events: parseEvents(row?.events),
@@ -133,7 +146,9 @@ export class Store {
 
   async insertEvents(events: readonly NewOutboxEvent[], inline: Inline): Promise<WrittenEvent[]> {
     if (events.length === 0) return [];
-    const row = await this.one<{ events: unknown }>(outbox.insertEvents(this.tables, events, inline));
+    const row = await this.one<{ events: unknown }>(
+      prepared(outbox.insertEvents(this.tables, events, inline)),
+    );
     return parseEvents(row?.events);
   }
 
@@ -193,12 +208,14 @@ export class Store {
     types?: readonly string[],
     policy?: ClaimPolicy,
   ): Promise<ClaimedRow[]> {
-    return this.query<ClaimedRow>(claims.claimDue(this.tables, limit, workerId, leaseMs, types, policy));
+    return this.query<ClaimedRow>(
+      prepared(claims.claimDue(this.tables, limit, workerId, leaseMs, types, policy)),
+    );
   }
 
   async claimById(ids: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedRow[]> {
     if (ids.length === 0) return [];
-    return this.query<ClaimedRow>(claims.claimById(this.tables, ids, workerId, leaseMs));
+    return this.query<ClaimedRow>(prepared(claims.claimById(this.tables, ids, workerId, leaseMs)));
   }
 
   async heartbeat(
@@ -206,7 +223,7 @@ export class Store {
     leaseMs: number,
   ): Promise<{ lockToken: string; cancelRequested: boolean }[]> {
     if (held.length === 0) return [];
-    return this.query(claims.heartbeat(this.tables, held, leaseMs));
+    return this.query(prepared(claims.heartbeat(this.tables, held, leaseMs)));
   }
 
   // --- transitions --------------------------------------------------------------------------------
@@ -218,11 +235,11 @@ export class Store {
   }
 
   finishOperations(outcomes: readonly Outcome[], inline: Inline): Promise<TransitionRow> {
-    return this.transition(transitions.finishOperations(this.tables, outcomes, inline));
+    return this.transition(prepared(transitions.finishOperations(this.tables, outcomes, inline)));
   }
 
   reapExpiredLeases(limit: number, inline: Inline): Promise<TransitionRow> {
-    return this.transition(transitions.reapExpiredLeases(this.tables, limit, inline));
+    return this.transition(prepared(transitions.reapExpiredLeases(this.tables, limit, inline)));
   }
 
   cancelTarget(target: Target, inline: Inline): Promise<TransitionRow> {
@@ -274,23 +291,23 @@ export class Store {
 
   async claimDeliveries(subscriber: string, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
     const rows = await this.query<OutboxEvent & { attempts: number }>(
-      outbox.claimDeliveries(this.tables, subscriber, limit, leaseMs),
+      prepared(outbox.claimDeliveries(this.tables, subscriber, limit, leaseMs)),
     );
     return rows.map(({ attempts, ...event }) => ({ event, subscriber, attempts }));
   }
 
   async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.execute(outbox.extendDeliveries(this.tables, deliveries, leaseMs));
+    return this.execute(prepared(outbox.extendDeliveries(this.tables, deliveries, leaseMs)));
   }
 
   async markDelivered(deliveries: readonly DeliveryRef[]): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.execute(outbox.markDelivered(this.tables, deliveries));
+    return this.execute(prepared(outbox.markDelivered(this.tables, deliveries)));
   }
 
   markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
-    return this.execute(outbox.markFailed(this.tables, delivery, error, retryDelayMs));
+    return this.execute(prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)));
   }
 
   async redeliverDead(filter: DeadFilter): Promise<number> {

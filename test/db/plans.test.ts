@@ -9,6 +9,7 @@ import type { PoolClient } from "pg";
 import { createOperations, defineOperationType, silentLogger } from "../../src";
 import { heartbeat } from "../../src/store/statements/claims";
 import { uuidv7 } from "../../src/domain/ids";
+import { listOperations } from "../../src/store/statements/reads";
 import { insertBatch } from "../../src/store/statements/submit";
 import { finishOperations, reapExpiredLeases } from "../../src/store/statements/transitions";
 import { tablesIn } from "../../src/store/tables";
@@ -107,6 +108,37 @@ describe.each([false, true])("with generic plans %s", (generic) => {
       await client.query(
         `UPDATE operations SET locked_until = now() + interval '10 minutes' WHERE status = 'processing'`,
       );
+      client.release();
+    }
+  });
+});
+
+// A page of a tenant's operations is read through its (tenant_id, id) index. Only as a custom
+// plan: the generic plan a prepared statement settles on is made for the average tenant and scans
+// the primary key backwards (EXPLAIN it with `generic: true` to see), reading the whole table for
+// a small tenant — so the store leaves reads unprepared (prepared.test.ts).
+describe("a page of a small tenant's operations beside a big tenant's", () => {
+  beforeAll(async () => {
+    const ops = createOperations({
+      prisma: db.prisma,
+      types: { task: defineOperationType({ payload: z.object({ n: z.number() }) }) },
+      logger: silentLogger,
+    });
+    await ops.submitBatch({ tenantId: "small", type: "task", items: [{ n: 1 }, { n: 2 }] });
+    await db.pool.query("ANALYZE");
+  });
+
+  it("is read through the tenant's index", async () => {
+    const client = await db.pool.connect();
+    try {
+      const plan = await explain(client, listOperations(tables, { tenantId: "small", limit: 51 }), {
+        generic: false,
+      });
+      const scans = planNodes(plan)
+        .filter((node) => node["Relation Name"] === "operations" && node["Node Type"].endsWith("Scan"))
+        .map((node) => node["Index Name"] ?? node["Node Type"]);
+      expect(scans).toEqual(["operations_tenant_id_id_idx"]);
+    } finally {
       client.release();
     }
   });
