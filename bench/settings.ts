@@ -180,7 +180,7 @@ export const OURS: SystemSettings = {
   instance: {
     client: {
       value:
-        "new PrismaPg({ connectionString }, { statementNameGenerator: preparedStatementNames() }) (pg pool default max 10; the module's statements prepared, the app's not)",
+        "new PrismaPg({ connectionString }, { statementNameGenerator: preparedStatementNames() }) (pg pool default max 10; the module's hot-path statements prepared, reads and the app's queries not)",
       source: "README quick start",
     },
     ...oursCommon,
