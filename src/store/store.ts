@@ -52,10 +52,11 @@ import {
 /**
  * Marks a statement of the hot path — submits, claims, outcomes, heartbeats, deliveries — to be
  * prepared by `preparedStatementNames`. Only these: each finds its rows by key, or through the
- * functions that pin their plans, so a generic plan serves them as well (plans.test.ts holds them
- * to it). A read filtered by tenant is left unnamed: a generic plan is made for the average
- * tenant, and for a page of a tenant's operations it scans the primary key backwards, which reads
- * the whole table for a small tenant beside a big one.
+ * functions that pin their plans, so a generic plan serves them as well (plans.test.ts holds the
+ * group commit, heartbeat, reaper and delivery records to it). A read filtered by tenant is left
+ * unnamed: a generic plan is made for the average tenant, and for a page of a tenant's operations
+ * it scans the primary key backwards, which reads the whole table for a small tenant beside a big
+ * one.
  */
 function prepared(statement: Sql): Sql {
   moduleStatement(statement.text);

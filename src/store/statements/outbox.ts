@@ -162,13 +162,28 @@ export interface DeliveryRef {
   claimedAttempts: number;
 }
 
-function refs(deliveries: readonly DeliveryRef[]): Sql {
-  return sql`unnest(${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
-                    ${deliveries.map((d) => d.claimedAttempts)}::int[]) AS u(event_id, subscriber, claimed)`;
+/**
+ * The delivery rows `deliveries` names that are still the claims they name (the attempt count they
+ * were claimed with, not delivered, not dead), as `p`. Each is looked up by primary key and locked,
+ * in key order, as it is after any wait for the lock, and checked then — a LATERAL subquery that
+ * takes its own lock, so the planner cannot make it a join: joined, a backlog the statistics never
+ * saw (a relay catching up) made it walk the partial index of undelivered rows once per delivery.
+ * The UPDATE then finds each locked row by key, with no condition of its own that index could serve.
+ */
+function stillOurs(t: Tables, deliveries: readonly DeliveryRef[]): Sql {
+  return sql`(
+    SELECT c.event_id, c.subscriber
+    FROM (SELECT * FROM unnest(${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
+                               ${deliveries.map((d) => d.claimedAttempts)}::int[]) AS r(event_id, subscriber, claimed)
+          ORDER BY event_id, subscriber) u
+    CROSS JOIN LATERAL (SELECT * FROM ${t.deliveries} l WHERE l.event_id = u.event_id AND l.subscriber = u.subscriber
+                        OFFSET 0 FOR UPDATE) c
+    WHERE c.attempts = u.claimed AND c.delivered_at IS NULL AND c.dead_at IS NULL
+  ) p`;
 }
 
-const STILL_OURS = sql`d.event_id = u.event_id AND d.subscriber = u.subscriber AND d.attempts = u.claimed
-  AND d.delivered_at IS NULL AND d.dead_at IS NULL`;
+/** The locked row of `p` (see stillOurs), by primary key. */
+const BY_KEY = sql`d.event_id = p.event_id AND d.subscriber = p.subscriber`;
 
 /**
  * Keeps claimed deliveries from other relays for another `leaseMs` while this one is still at work
@@ -177,8 +192,8 @@ const STILL_OURS = sql`d.event_id = u.event_id AND d.subscriber = u.subscriber A
 export function extendDeliveries(t: Tables, deliveries: readonly DeliveryRef[], leaseMs: number): Sql {
   return sql`
     UPDATE ${t.deliveries} d SET available_at = now() + ${milliseconds(leaseMs)}
-    FROM ${refs(deliveries)}
-    WHERE ${STILL_OURS}`;
+    FROM ${stillOurs(t, deliveries)}
+    WHERE ${BY_KEY}`;
 }
 
 /**
@@ -195,8 +210,8 @@ export function markDelivered(t: Tables, deliveries: readonly DeliveryRef[]): Sq
   return sql`
     UPDATE ${t.deliveries} d
     SET delivered_at = now(), last_error = NULL, attempts = GREATEST(d.attempts, 1)
-    FROM ${refs(deliveries)}, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-    WHERE ${STILL_OURS}`;
+    FROM ${stillOurs(t, deliveries)}, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    WHERE ${BY_KEY}`;
 }
 
 /** Records a failed delivery (fenced as above): due again after `retryDelayMs`, or dead when null. */
@@ -212,8 +227,8 @@ export function markFailed(
         last_error = ${error},
         dead_at = ${retryDelayMs === null ? sql`now()` : sql`NULL`},
         available_at = ${retryDelayMs === null ? sql`d.available_at` : sql`now() + ${milliseconds(retryDelayMs)}`}
-    FROM ${refs([delivery])}
-    WHERE ${STILL_OURS}`;
+    FROM ${stillOurs(t, [delivery])}
+    WHERE ${BY_KEY}`;
 }
 
 /** Which dead deliveries to hand back to the relays. */
