@@ -131,19 +131,24 @@ export class Producer {
   /**
    * How many rows the next claim may take. Rows whose outcomes wait to be recorded count as held:
    * when recording falls behind, claiming more would only make the next group commit larger and
-   * later. When new work was announced and rows wait in the buffer, up to `concurrency` more (and
-   * no more than wait there): another tenant's new rows then join the fair local queue now, to run
-   * in turn with the buffered rows, rather than after them (bench fairness, 2026-11-28, before
-   * this: B–E's p99 submit → start 3.95 × idle under A's backlog). With nothing buffered — no
-   * prefetch, or slow handlers — new rows could not start here any sooner, and an idle worker
-   * should have them.
+   * later. When new work was announced, claims are fair and rows wait in the buffer, up to
+   * `concurrency` more (no more than wait there, nor than the prefetch): another tenant's new rows
+   * then join the fair local queue now, to run in turn with the buffered rows, rather than after
+   * them (bench fairness, 2026-11-28, before this: B–E's p99 submit → start 3.95 × idle under A's
+   * backlog). With nothing buffered, no prefetch, or handlers slow enough that "auto" claims
+   * nothing ahead, new rows could not start here sooner, and an idle worker should have them; with
+   * `fair: false` they would wait behind the buffer anyway.
    */
   private free(): number {
-    const { concurrency } = this.options;
+    const { concurrency, policy } = this.options;
     const held = this.runningCount + this.queue.length + this.recording();
-    const target = concurrency + this.ahead();
-    if (!this.announced) return target - held;
-    return Math.max(target - held, Math.min(concurrency, this.queue.length, target + concurrency - held));
+    const ahead = this.ahead();
+    const target = concurrency + ahead;
+    if (!this.announced || !policy.fair) return target - held;
+    return Math.max(
+      target - held,
+      Math.min(concurrency, this.queue.length, ahead, target + concurrency - held),
+    );
   }
 
   /**

@@ -31,7 +31,9 @@ export interface WorkerOptions {
    * many rows per query. They are handed back (attempt refunded) at shutdown, and when cancelled
    * before their turn. Default "auto": what this worker starts in about 200 ms at its current
    * pace, at most 500 — hundreds for fast handlers, none for slow ones (no rows wait here while
-   * other workers are idle). A number: always that many.
+   * other workers are idle). A number: always that many. With fair claiming, a notification of new
+   * work may add up to `concurrency` more, no more than are already waiting here (so that another
+   * tenant's new rows run in turn with them).
    */
   prefetch?: number | "auto";
   /** How long a claim is ours without a heartbeat. Default 30 s. */
