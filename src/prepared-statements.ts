@@ -19,7 +19,7 @@ function moduleTexts(): Set<string> {
   return (holder[MODULE_TEXTS_KEY] ??= new Set());
 }
 
-/** Marks a statement text to be prepared by `preparedStatementNames` (see `prepared` in the store). */
+/** Marks a statement text to be prepared by `preparedStatementNames` (see `prepared`, store.ts). */
 export function moduleStatement(text: string): void {
   const texts = moduleTexts();
   if (texts.size < MAX_MODULE_TEXTS) texts.add(text);
@@ -27,11 +27,12 @@ export function moduleStatement(text: string): void {
 
 /**
  * A `statementNameGenerator` for `new PrismaPg(config, { statementNameGenerator })`: names the
- * module's statements on its hot path — submits, claims, outcomes, heartbeats, deliveries (the
- * same text always the same name, so each connection prepares it once) and leaves every other query unnamed as without it (the empty name is the protocol's
- * unnamed statement). So it is safe on the application's one client, whose own queries are an
- * open-ended set that must not stay prepared on every connection. Not behind PgBouncer in
- * transaction mode before 1.21 (from 1.21 on, set its `max_prepared_statements`).
+ * module's statements on its hot path — submits, claims, outcomes, heartbeats, deliveries — the
+ * same text always the same name, so each connection prepares it once; every other query stays
+ * unnamed, as without it (the empty name is the protocol's unnamed statement). So it is safe on
+ * the application's one client, whose own queries are an open-ended set that must not stay
+ * prepared on every connection. Not behind PgBouncer in transaction mode before 1.21 (from 1.21
+ * on, set its `max_prepared_statements`).
  */
 export function preparedStatementNames(): (query: { sql: string }) => string {
   const texts = moduleTexts();
