@@ -1,7 +1,7 @@
 // The outbox: events written in the statement of the change they report, one delivery row per
 // registered subscriber that wants the topic, and the relay's claims and outcomes on those rows.
 import type { Tables } from "../tables";
-import { milliseconds, sql, type Sql } from "./shared";
+import { lockedByKey, milliseconds, sql, type Sql } from "./shared";
 
 /** An outbox event as read back: what every delivery carries. */
 export interface OutboxEvent {
@@ -164,20 +164,16 @@ export interface DeliveryRef {
 
 /**
  * The delivery rows `deliveries` names that are still the claims they name (the attempt count they
- * were claimed with, not delivered, not dead), as `p`. Each is looked up by primary key and locked,
- * in key order, as it is after any wait for the lock, and checked then — a LATERAL subquery that
- * takes its own lock, so the planner cannot make it a join: joined, a backlog the statistics never
- * saw (a relay catching up) made it walk the partial index of undelivered rows once per delivery.
- * The UPDATE then finds each locked row by key, with no condition of its own that index could serve.
+ * were claimed with, not delivered, not dead), as `p`: each looked up by primary key and locked,
+ * then checked as it is (see lockedByKey). The UPDATE then finds each locked row by key, with no
+ * condition of its own that the partial index of undelivered rows could serve.
  */
 function stillOurs(t: Tables, deliveries: readonly DeliveryRef[]): Sql {
+  const named = sql`unnest(${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
+                           ${deliveries.map((d) => d.claimedAttempts)}::int[]) AS r(event_id, subscriber, claimed)`;
   return sql`(
     SELECT c.event_id, c.subscriber
-    FROM (SELECT * FROM unnest(${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
-                               ${deliveries.map((d) => d.claimedAttempts)}::int[]) AS r(event_id, subscriber, claimed)
-          ORDER BY event_id, subscriber) u
-    CROSS JOIN LATERAL (SELECT * FROM ${t.deliveries} l WHERE l.event_id = u.event_id AND l.subscriber = u.subscriber
-                        OFFSET 0 FOR UPDATE) c
+    FROM ${lockedByKey(t.deliveries, named, ["event_id", "subscriber"])}
     WHERE c.attempts = u.claimed AND c.delivered_at IS NULL AND c.dead_at IS NULL
   ) p`;
 }
