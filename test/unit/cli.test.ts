@@ -27,6 +27,10 @@ describe("prisma-operations init", () => {
     expect(readFileSync(join(cwd, "prisma/migrations/migration_lock.toml"), "utf8")).toMatch(
       /provider = "postgresql"/,
     );
+    // Every file it writes is in the report, the lock file too.
+    expect(report.files.map((file) => file.path)).toContain(
+      join("prisma", "migrations", "migration_lock.toml"),
+    );
     expect(report.nextSteps.join("\n")).toMatch(/prisma generate[\s\S]*prisma migrate deploy/);
   });
 
