@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Keeps the development-only `prepare` script (it generates this repository's Prisma client on
-// `npm install`) out of the published package.json: npm never runs it when a tarball is installed,
-// but npm 11 lists it to every installing app as an install script awaiting approval. `strip` runs
-// before packing (prepack) and `restore` after (postpack), as husky's pinst does for postinstall.
+// Keeps this repository's scripts out of the published package.json: they run files the package
+// does not ship (scripts/, bench/, soak/…). The development-only `prepare` (it generates this
+// repository's Prisma client on `npm install`) matters most: npm never runs it when a tarball is
+// installed, but npm 11 lists it to every installing app as an install script awaiting approval,
+// and if it ran it would fail. `strip` runs before packing (prepack) and `restore` after
+// (postpack), as husky's pinst does for postinstall; those two stay, so that the restore runs.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 
 const manifest = "package.json";
@@ -14,7 +16,7 @@ if (command === "strip") {
   const text = readFileSync(manifest, "utf8");
   writeFileSync(backup, text);
   const pkg = JSON.parse(text);
-  delete pkg.scripts.prepare;
+  pkg.scripts = { prepack: pkg.scripts.prepack, postpack: pkg.scripts.postpack };
   writeFileSync(manifest, `${JSON.stringify(pkg, null, 2)}\n`);
 } else if (command === "restore") {
   if (existsSync(backup)) renameSync(backup, manifest);
