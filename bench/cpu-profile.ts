@@ -1,5 +1,7 @@
 // CPU profiles of the bench's own process, for the profile-* tools: where the time went, by the
 // package the code comes from.
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { round } from "./stats";
 
 export interface CpuProfile {
@@ -50,4 +52,28 @@ export function summarizeProfile(profile: CpuProfile, what: string): void {
   for (const [fn, ms] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
     console.log(`  ${String(round(ms, 0)).padStart(7)} ms  ${fn.slice(0, 120)}`);
   }
+}
+
+/**
+ * Runs `fn`; with a `file`, under V8's sampling profiler (every `intervalUs`), writes the profile
+ * there (open it in Chrome DevTools) and prints its self time by origin as "CPU profile of `what`".
+ */
+export async function withCpuProfile<T>(
+  file: string | undefined,
+  what: string,
+  intervalUs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!file) return fn();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: intervalUs });
+  await session.post("Profiler.start");
+  const result = await fn();
+  const { profile } = await session.post("Profiler.stop");
+  writeFileSync(file, JSON.stringify(profile));
+  summarizeProfile(profile as unknown as CpuProfile, what);
+  session.disconnect();
+  return result;
 }

@@ -10,8 +10,6 @@
 // database ran, by total time. --explain prints EXPLAIN (ANALYZE, BUFFERS) of one claim and one
 // group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
 // (open it in Chrome DevTools) and prints the self time by where the code comes from.
-import { writeFileSync } from "node:fs";
-import { Session } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import { Client } from "pg";
 import { claimDue } from "../src/store/statements/claims";
@@ -22,7 +20,7 @@ import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./comm
 import { median, percentile, round } from "./stats";
 import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./steps";
 import { ours } from "./systems";
-import { summarizeProfile, type CpuProfile } from "./cpu-profile";
+import { withCpuProfile } from "./cpu-profile";
 
 const { values: args } = parseArgs({
   options: {
@@ -125,22 +123,12 @@ async function main(): Promise<void> {
     claimSizes.push(rows.length);
     return rows;
   };
-  const session = args.cpuprofile ? new Session() : undefined;
-  if (session) {
-    session.connect();
-    await session.post("Profiler.enable");
-    await session.post("Profiler.setSamplingInterval", { interval: 200 });
-    await session.post("Profiler.start");
-  }
   const rss = new RssSampler().start();
   const cpu = process.cpuUsage();
-  const result = await system.drain(total, "bench");
+  const result = await withCpuProfile(args.cpuprofile, "the timed drain", 200, () =>
+    system.drain(total, "bench"),
+  );
   const cpuMs = process.cpuUsage(cpu);
-  if (session) {
-    const { profile } = await session.post("Profiler.stop");
-    writeFileSync(args.cpuprofile!, JSON.stringify(profile));
-    summarizeProfile(profile as unknown as CpuProfile, "the timed drain");
-  }
   const peakRss = rss.stop();
   await system.verifyDrained(total, "bench");
   probe.restore();

@@ -7,12 +7,10 @@
 // per submit, the part of it spent in each Store call (as the service saw them: pool wait, round
 // trip and execution) and the rest (validation, planning, the client's own work, inline delivery);
 // with --cpuprofile, the self time of the submits by the package the code comes from.
-import { writeFileSync } from "node:fs";
-import { Session } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import { Store } from "../src/store/store";
 import { analyzeAndCheckpoint, instrument } from "./common";
-import { summarizeProfile, type CpuProfile } from "./cpu-profile";
+import { withCpuProfile } from "./cpu-profile";
 import { median, round } from "./stats";
 import { createDatabase, databaseUrl, dropDatabase } from "./steps";
 import { ours } from "./systems";
@@ -38,23 +36,13 @@ async function main(): Promise<void> {
   await analyzeAndCheckpoint(url);
 
   const probe = instrument(Store.prototype, ["insertBatch", "markDelivered"]);
-  const session = args.cpuprofile ? new Session() : undefined;
-  if (session) {
-    session.connect();
-    await session.post("Profiler.enable");
-    await session.post("Profiler.setSamplingInterval", { interval: 100 });
-    await session.post("Profiler.start");
-  }
   const cpu = process.cpuUsage();
   const started = performance.now();
-  await system.submit(batches, size, "bench");
+  await withCpuProfile(args.cpuprofile, `${batches} submits`, 100, () =>
+    system.submit(batches, size, "bench"),
+  );
   const elapsedMs = performance.now() - started;
   const cpuUsed = process.cpuUsage(cpu);
-  if (session) {
-    const { profile } = await session.post("Profiler.stop");
-    writeFileSync(args.cpuprofile!, JSON.stringify(profile));
-    summarizeProfile(profile as unknown as CpuProfile, `${batches} submits`);
-  }
   probe.restore();
 
   const perSubmit = (ms: number) => round(ms / batches, 3);
