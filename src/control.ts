@@ -4,7 +4,6 @@
 import { isTerminal } from "./domain/status";
 import { ConflictError, NotFoundError } from "./errors";
 import { TOPICS } from "./outbox/events";
-import { interactive, type PrismaClientLike } from "./store/client";
 import { withDatabase } from "./store/database-errors";
 import type { Inline, WrittenEvent } from "./store/statements/outbox";
 import type { Store } from "./store/store";
@@ -17,8 +16,9 @@ export interface CancelResult {
 }
 
 export interface ControlContext {
-  prisma: PrismaClientLike;
   store: Store;
+  /** Runs `fn` in an interactive transaction, with the store on it. */
+  transaction<R>(fn: (store: Store) => Promise<R>): Promise<R>;
   inline: () => Inline;
   /** Delivers (and, with the sync backend, runs) what a committed change wrote. */
   afterCommit: (events: WrittenEvent[]) => Promise<unknown>;
@@ -76,9 +76,7 @@ export async function retryOperation(
   id: string,
 ): Promise<OperationView> {
   const moved = await withDatabase("retryOperation", () =>
-    interactive(ctx.prisma, (tx) =>
-      ctx.store.on(tx).requeueTarget({ operationId: id, tenantId }, ctx.inline()),
-    ),
+    ctx.transaction((store) => store.requeueTarget({ operationId: id, tenantId }, ctx.inline())),
   );
   if (moved.changed === 0) {
     const operation = await readOperation(ctx, tenantId, id);
@@ -93,8 +91,7 @@ export async function retryOperation(
 
 export async function retryBatch(ctx: ControlContext, tenantId: string, batchId: string): Promise<BatchView> {
   const events = await withDatabase("retryBatch", () =>
-    interactive(ctx.prisma, async (tx) => {
-      const store = ctx.store.on(tx);
+    ctx.transaction(async (store) => {
       const moved = await store.requeueTarget({ batchId, tenantId }, ctx.inline());
       if (moved.changed === 0) return null;
       const batch = (await store.readBatch(tenantId, batchId))!;

@@ -122,6 +122,7 @@ export type {
   TransactionClientOf,
 } from "./store/client";
 export type { DeadFilter, OutboxEvent, WrittenEvent } from "./store/statements/outbox";
+export type { PgPool, PgQueryConfig } from "./store/pool";
 
 export { applyMigrations, readMigrations, MigrationStateError } from "./store/migrations";
 export type { Migration, MigrationReport, SqlConnection } from "./store/migrations";

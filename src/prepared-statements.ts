@@ -25,6 +25,16 @@ export function moduleStatement(text: string): void {
   if (texts.size < MAX_MODULE_TEXTS) texts.add(text);
 }
 
+/** Whether `text` is one of the module's hot-path statements (marked by `moduleStatement`). */
+export function isModuleStatement(text: string): boolean {
+  return moduleTexts().has(text);
+}
+
+/** The name a statement is prepared under: the same text always the same name, in every process. */
+export function statementName(text: string): string {
+  return `po_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`;
+}
+
 /**
  * A `statementNameGenerator` for `new PrismaPg(config, { statementNameGenerator })`: names the
  * module's statements on its hot path — submits, claims, outcomes, heartbeats, deliveries — the
@@ -35,13 +45,12 @@ export function moduleStatement(text: string): void {
  * on, set its `max_prepared_statements`).
  */
 export function preparedStatementNames(): (query: { sql: string }) => string {
-  const texts = moduleTexts();
   const names = new Map<string, string>();
   return ({ sql }) => {
     let name = names.get(sql);
     if (!name) {
-      if (!texts.has(sql)) return "";
-      name = `po_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
+      if (!isModuleStatement(sql)) return "";
+      name = statementName(sql);
       names.set(sql, name);
     }
     return name;

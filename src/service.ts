@@ -37,6 +37,7 @@ import {
 } from "./store/client";
 import { isTransactionConflict, typedDatabaseError, withDatabase } from "./store/database-errors";
 import { NO_INLINE, type DeadFilter, type Inline, type WrittenEvent } from "./store/statements/outbox";
+import { poolDb, type PgPool } from "./store/pool";
 import { Store } from "./store/store";
 import { tablesIn } from "./store/tables";
 import type { BatchView, OperationView } from "./store/views";
@@ -76,6 +77,22 @@ export interface OperationsOptions<
    * module's models (`npx prisma-operations init` copies them in). Your own models are welcome.
    */
   prisma: C;
+  /**
+   * The `pg` pool your PrismaPg adapter is built on (`new PrismaPg(pool)`): the module then sends
+   * its own statements to the pool directly instead of through the Prisma client — the same
+   * connections, without Prisma's query pipeline around each statement, and without Prisma's query
+   * compiler in a process that only runs workers. Statements inside your transactions (`{ tx }`,
+   * `ops.transaction`) still go through their transaction client. `ready()` checks once that it
+   * reaches the same database and tables as `prisma`. Without it, everything goes through `prisma`.
+   */
+  pool?: PgPool;
+  /**
+   * With `pool`: the module's hot-path statements (submits, claims, outcomes, heartbeats,
+   * deliveries) are prepared once per connection. Default true; set false behind PgBouncer in
+   * transaction mode before 1.21 (from 1.21 on, set its `max_prepared_statements`). Without
+   * `pool`, pass `preparedStatementNames()` to your adapter instead.
+   */
+  preparedStatements?: boolean;
   /** Operation types by name, each from `defineOperationType`. */
   types: T;
   /**
@@ -248,6 +265,10 @@ export class OperationsService<
   private readonly retention: RetentionPolicy | null;
   private readonly prunedTotals = new PrunedTotals();
   private readiness: Promise<void> | undefined;
+  /** With `pool`: the database and tables it reaches (read by `ready()`, through the pool). */
+  private poolIdentity: { database: string; operationsTable: string } | undefined;
+  /** With `pool`: the pool was found to reach the same tables as `prisma` (see storeIn). */
+  private poolChecked = false;
   // Transactions opened by transaction(): the events written in each, delivered after its commit.
   private readonly pendingDispatch = new WeakMap<object, WrittenEvent[]>();
 
@@ -261,7 +282,16 @@ export class OperationsService<
       );
     }
     this.schemaName = options.schema ?? fromAdapter;
-    this.store = new Store(this.prisma, tablesIn(this.schemaName));
+    if (options.preparedStatements !== undefined && !options.pool) {
+      throw new OperationsError(
+        "invalid_options",
+        "createOperations: `preparedStatements` applies to `pool`; without a pool, give your PrismaPg adapter `statementNameGenerator: preparedStatementNames()`",
+      );
+    }
+    const db = options.pool
+      ? poolDb(options.pool, { prepare: options.preparedStatements ?? true })
+      : this.prisma;
+    this.store = new Store(db, tablesIn(this.schemaName));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.logger = options.logger ?? consoleLogger;
     this.retention = resolveRetention(options.retention);
@@ -310,6 +340,7 @@ export class OperationsService<
   async ready(): Promise<void> {
     this.readiness ??= withDatabase("ready", async () => {
       await this.store.probe();
+      if (this.options.pool) this.poolIdentity = await this.store.identity();
       await this.dispatcher.ready();
     }).catch((error: unknown) => {
       this.readiness = undefined;
@@ -623,11 +654,35 @@ export class OperationsService<
 
   private get control(): control.ControlContext {
     return {
-      prisma: this.prisma,
       store: this.store,
+      transaction: (fn) => interactive(this.prisma, async (tx) => fn(await this.storeIn(tx))),
       inline: () => this.dispatcher.inline,
       afterCommit: (events) => this.afterCommit(events),
     };
+  }
+
+  /**
+   * The store on a transaction client of `prisma` (callers have awaited `ready()`). With a pool, the
+   * first one also checks that the pool and the client reach the same tables, or a submit in
+   * `{ tx }` and one without would not meet. Checked here rather than at `ready()`: a process that
+   * never opens a transaction (a worker) then never sends Prisma a query, and never instantiates
+   * its query compiler. The pool's side was read by `ready()`: asking the pool for a second
+   * connection while this transaction holds one could wait forever when the pool is full of them.
+   */
+  private async storeIn(tx: Db): Promise<Store> {
+    const store = this.store.on(tx);
+    if (this.options.pool && !this.poolChecked) {
+      const viaPool = this.poolIdentity!;
+      const viaPrisma = await store.identity();
+      if (viaPool.database !== viaPrisma.database || viaPool.operationsTable !== viaPrisma.operationsTable) {
+        throw new OperationsError(
+          "invalid_options",
+          `createOperations: \`pool\` reaches database "${viaPool.database}" (operations table oid ${viaPool.operationsTable}), but \`prisma\` reaches "${viaPrisma.database}" (oid ${viaPrisma.operationsTable}): build your PrismaPg adapter on that pool (\`new PrismaPg(pool)\`)`,
+        );
+      }
+      this.poolChecked = true;
+    }
+    return store;
   }
 
   private async acting<R>(action: () => Promise<R>): Promise<R> {
@@ -659,7 +714,7 @@ export class OperationsService<
         return await work(this.store, this.dispatcher.inline);
       }
       const collector = this.pendingDispatch.get(tx);
-      const written = await work(this.store.on(tx), collector ? this.dispatcher.inline : NO_INLINE);
+      const written = await work(await this.storeIn(tx), collector ? this.dispatcher.inline : NO_INLINE);
       collector?.push(...written.events);
       return written;
     } catch (error) {

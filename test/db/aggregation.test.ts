@@ -38,7 +38,7 @@ describe("aggregation", () => {
 
   it.each(cases)("children ending %s: SQL and batchOutcome agree after every step", async (named) => {
     const outcomes = named.split(",") as Outcome[];
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     const { batch } = await ops.submitBatch({
       tenantId: "t",
       type: "email.send",
@@ -100,7 +100,7 @@ describe("aggregation", () => {
   });
 
   it("writes the last child's transition, the counters and both events in one transaction", async () => {
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     const { batch } = await ops.submitBatch({
       tenantId: "t",
       type: "email.send",
@@ -120,7 +120,7 @@ describe("aggregation", () => {
   });
 
   it("records many outcomes in one statement (group commit), applying only those of the claims held", async () => {
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     const items = Array.from({ length: 5 }, (_, i) => ({ to: `u${i}@example.com`, subject: "s" }));
     const { batch } = await ops.submitBatch({ tenantId: "t", type: "email.send", items });
     const mine = await claimDue(4, "worker-a");
@@ -159,7 +159,7 @@ describe("aggregation", () => {
   });
 
   it("refuses a transition for a claim the row no longer has, changing nothing", async () => {
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     const { batch } = await ops.submitBatch({
       tenantId: "t",
       type: "email.send",

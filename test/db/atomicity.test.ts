@@ -108,7 +108,7 @@ function startReader() {
 }
 
 function serviceWithFault(fault: NonNullable<Parameters<typeof createOperations>[0]["onSubmitBoundary"]>) {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger, onSubmitBoundary: fault });
+  return createOperations({ ...db.connection, types, logger: silentLogger, onSubmitBoundary: fault });
 }
 
 const twelveChildren = () => ({
@@ -131,7 +131,7 @@ describe("regression: a failure while building the 2nd child leaves nothing behi
         },
       }),
     };
-    const ops = createOperations({ prisma: db.prisma, types: failing, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types: failing, logger: silentLogger });
     const submit = ops.submitBatch({
       tenantId: "t",
       type: "documents.ingest",
@@ -144,7 +144,7 @@ describe("regression: a failure while building the 2nd child leaves nothing behi
 
   it("in the database (the 2nd child's INSERT fails): the parent rolls back with it", async () => {
     await arm("before-child-2");
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     await expect(ops.submitBatch(twelveChildren())).rejects.toThrow("fault: before child 2");
     expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
   });
@@ -155,7 +155,7 @@ describe("regression: a failed dispatch after commit hides nothing and loses not
     const delivered: DeliveredEvent[] = [];
     let failing = true;
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       subscribers: [
@@ -243,7 +243,7 @@ describe("regression: faults at every write boundary of a submit", () => {
     for (const point of databaseBoundaries) {
       await db.pool.query(`TRUNCATE fault_armed`);
       await arm(point);
-      const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      const ops = createOperations({ ...db.connection, types, logger: silentLogger });
       await expect(ops.submitBatch(twelveChildren())).rejects.toThrow(/fault: /);
       await expect(ops.transaction((tx) => ops.submitBatch(twelveChildren(), { tx }))).rejects.toThrow(
         /fault: /,
@@ -252,7 +252,7 @@ describe("regression: faults at every write boundary of a submit", () => {
     }
     await db.pool.query(`TRUNCATE fault_armed`);
     // And submits without a fault, interleaved with the reader, are whole.
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     for (let i = 0; i < 5; i++) await ops.submitBatch(twelveChildren());
     const { partial, reads } = await reader.stop();
     expect(partial).toEqual([]);
@@ -339,7 +339,7 @@ describe("regression: the submitting connection is killed", () => {
 
 describe("regression: the parent is never returned by the claim query", () => {
   it("in any state", async () => {
-    const ops = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
     const submit = () =>
       ops.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3, 1000) });
     const pending = await submit();

@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 function submitter() {
-  return createOperations({ prisma: db.prisma, types: processTypes, logger: silentLogger });
+  return createOperations({ ...db.connection, types: processTypes, logger: silentLogger });
 }
 
 function start(env: Record<string, string> = {}, id = `w${processes.length + 1}`): WorkerProcess {

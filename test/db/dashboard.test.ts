@@ -27,7 +27,7 @@ const types = {
 
 function service() {
   return createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types,
     logger: silentLogger,
     subscribers: [{ name: "audit", deliver: () => undefined }],

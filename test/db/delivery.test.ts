@@ -18,7 +18,7 @@ beforeEach(() => truncateAll(db.pool));
 const fastBackoff = { backoff: { baseMs: 10, maxMs: 10, jitter: 0 } };
 
 function service(subscribers: EventSubscriber[], outbox = {}) {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger, subscribers, outbox });
+  return createOperations({ ...db.connection, types, logger: silentLogger, subscribers, outbox });
 }
 
 function recorder(name: string, into: DeliveredEvent[], topics?: string[]): EventSubscriber {

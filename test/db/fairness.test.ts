@@ -30,7 +30,7 @@ const types = {
 };
 
 function service() {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger });
+  return createOperations({ ...db.connection, types, logger: silentLogger });
 }
 
 const items = (count: number) => Array.from({ length: count }, (_, n) => ({ n }));

@@ -71,7 +71,7 @@ const runs = (n: number) => (process.env.MODEL_RUNS ? Number(process.env.MODEL_R
 /** A service whose one subscriber records what it is handed (a new one per run: runs truncate the subscribers too). */
 function service(received: string[]) {
   return createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types,
     logger: silentLogger,
     subscribers: [{ name: SUBSCRIBER, deliver: (event) => void received.push(event.id) }],

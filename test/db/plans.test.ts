@@ -32,7 +32,7 @@ const tables = tablesIn();
 beforeAll(async () => {
   db = await createTestDatabase();
   const ops = createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types: { task: defineOperationType({ payload: z.object({ n: z.number() }) }) },
     logger: silentLogger,
   });
@@ -179,7 +179,7 @@ describe("recording deliveries beside a backlog the statistics never saw", () =>
 describe("a page of a small tenant's operations beside a big tenant's", () => {
   beforeAll(async () => {
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types: { task: defineOperationType({ payload: z.object({ n: z.number() }) }) },
       logger: silentLogger,
     });

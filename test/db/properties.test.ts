@@ -31,7 +31,7 @@ const types = {
   }),
 };
 const limits = { maxPayloadBytes: 4096, maxMetadataBytes: 1024, maxJsonDepth: 16, maxItemsPerBatch: 2000 };
-const ops = () => createOperations({ prisma: db.prisma, types, logger: silentLogger, limits });
+const ops = () => createOperations({ ...db.connection, types, logger: silentLogger, limits });
 
 /** What JSON can carry of a value: -0 becomes 0, undefined keys vanish. */
 const asJson = (value: unknown) => JSON.parse(JSON.stringify(value));

@@ -38,7 +38,7 @@ afterEach(async () => {
 });
 
 function service() {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger });
+  return createOperations({ ...db.connection, types, logger: silentLogger });
 }
 
 function worker(

@@ -37,7 +37,7 @@ const audit = { name: "audit", deliver: () => undefined };
 /** Runs work inline as it is submitted, so batches finish at once. */
 function syncService(retention: Parameters<typeof createOperations>[0]["retention"] = {}) {
   return createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types,
     logger: silentLogger,
     backend: { sync: handlers },
@@ -48,7 +48,7 @@ function syncService(retention: Parameters<typeof createOperations>[0]["retentio
 
 /** Leaves work pending (no worker runs). */
 function queueService() {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger, subscribers: [audit] });
+  return createOperations({ ...db.connection, types, logger: silentLogger, subscribers: [audit] });
 }
 
 const items = (count: number, fail = false) => Array.from({ length: count }, (_, n) => ({ n, fail }));

@@ -25,7 +25,7 @@ async function settledHistory(): Promise<Known> {
   );
   const record = { query: (text: string, values: unknown[]) => db.pool.query(text, values) };
   const ops = createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types: soakTypes,
     logger: silentLogger,
     subscribers: [

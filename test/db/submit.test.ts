@@ -13,7 +13,7 @@ beforeEach(() => truncateAll(db.pool));
 
 function service(delivered: DeliveredEvent[] = []) {
   return createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types,
     logger: silentLogger,
     subscribers: [{ name: "recorder", deliver: (event) => void delivered.push(event) }],
@@ -387,7 +387,7 @@ describe("task backends", () => {
     const delivered: DeliveredEvent[] = [];
     const seenByHandler: string[] = [];
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       subscribers: [{ name: "recorder", deliver: (event) => void delivered.push(event) }],
@@ -426,7 +426,7 @@ describe("task backends", () => {
   it("sync retries a failing handler up to maxAttempts, then fails the operation and the batch", async () => {
     let calls = 0;
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       backend: {

@@ -36,7 +36,7 @@ function capturingLogger(): { logger: Logger; lines: string[] } {
 
 function service() {
   const { logger, lines } = capturingLogger();
-  return { ops: createOperations({ prisma: db.prisma, types, logger }), lines };
+  return { ops: createOperations({ ...db.connection, types, logger }), lines };
 }
 
 describe("tenants", () => {
@@ -204,7 +204,7 @@ describe("payload contents stay out of errors and logs", () => {
   it("in what workers and dispatch log when things go wrong", async () => {
     const { logger, lines } = capturingLogger();
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger,
       subscribers: [{ name: "broken", deliver: () => Promise.reject(new Error("subscriber down")) }],

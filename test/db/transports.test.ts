@@ -55,7 +55,7 @@ describe("webhooks", () => {
     const hook = await receiver([500, 503, 200]);
     const secret = "s3cret";
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       subscribers: [webhookSubscriber({ url: hook.url, secret, topics: ["batch.submitted"] })],
@@ -100,7 +100,7 @@ describe("webhooks", () => {
     const body = '{"id":"1"}';
     const hook = await receiver([500]);
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       subscribers: [webhookSubscriber({ url: hook.url, secret: "k" })],
@@ -127,7 +127,7 @@ describe("BullMQ on Redis", () => {
     const connection = { host: "127.0.0.1", port: 6379 };
     const subscriber = bullmqSubscriber({ connection, queueName });
     const ops = createOperations({
-      prisma: db.prisma,
+      ...db.connection,
       types,
       logger: silentLogger,
       subscribers: [subscriber],

@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(() => db.close());
 
 function service(limits = {}) {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger, limits });
+  return createOperations({ ...db.connection, types, logger: silentLogger, limits });
 }
 
 /** Runs `submit`, expects it to throw, and checks that nothing was written. */

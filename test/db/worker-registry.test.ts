@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 function service() {
-  return createOperations({ prisma: db.prisma, types, logger: silentLogger });
+  return createOperations({ ...db.connection, types, logger: silentLogger });
 }
 
 async function registryRow(id: string) {

@@ -61,7 +61,7 @@ function setup(
 
 function service(delivered: DeliveredEvent[]) {
   return createOperations({
-    prisma: db.prisma,
+    ...db.connection,
     types,
     logger: silentLogger,
     subscribers: [{ name: "recorder", deliver: (event) => void delivered.push(event) }],

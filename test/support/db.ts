@@ -6,15 +6,25 @@ import { Client, Pool } from "pg";
 import { PrismaClient } from "../../src/generated/prisma/client";
 import { databaseUrl, ENV_SERVER_URL, ENV_TEMPLATE } from "./urls";
 
+/** A Prisma client built on a pg pool, and that pool: what the README's quick start hands the module. */
+export interface Connection {
+  prisma: PrismaClient;
+  pool: Pool;
+}
+
 export interface TestDatabase {
   name: string;
   url: string;
-  /** The module's Prisma client on this database. */
+  /** The module's Prisma client on this database (built on `connection.pool`). */
   prisma: PrismaClient;
+  /** `prisma` and the pool it is built on: spread into createOperations as the quick start does. */
+  connection: Connection;
   /** A plain pg pool for checks that must not go through the code under test. */
   pool: Pool;
   /** A new Prisma client on this database (e.g. with its own pool, or another application_name). */
   newPrisma(options?: { applicationName?: string; max?: number }): PrismaClient;
+  /** A new client and the pool it is built on, as `connection` (e.g. with another application_name). */
+  newConnection(options?: { applicationName?: string; max?: number }): Connection;
   close(): Promise<void>;
 }
 
@@ -62,7 +72,22 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     clients.push(client);
     return client;
   };
-  const prisma = newPrisma();
+  const pools: Pool[] = [];
+  const newConnection = (options: { applicationName?: string; max?: number } = {}): Connection => {
+    const pool = new Pool({
+      connectionString: url,
+      application_name: options.applicationName ?? "prisma-operations-test",
+      max: options.max ?? 10,
+    });
+    pools.push(pool);
+    // A test that kills this pool's backends expects the loss; the client that used one reports it.
+    pool.on("error", () => undefined);
+    const client = new PrismaClient({ adapter: new PrismaPg(pool) });
+    clients.push(client);
+    return { prisma: client, pool };
+  };
+  const connection = newConnection();
+  const prisma = connection.prisma;
   const pool = new Pool({ connectionString: url, max: 4, application_name: "prisma-operations-test-checks" });
   // pool.end() resolves before its connections have closed, so DROP DATABASE … WITH (FORCE) can
   // still end one; that must not crash the test process. Any other loss is worth a warning.
@@ -74,12 +99,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     name,
     url,
     prisma,
+    connection,
     pool,
     newPrisma,
+    newConnection,
     async close() {
       closing = true;
       await Promise.all(clients.map((client) => client.$disconnect()));
-      await pool.end();
+      await Promise.all([pool, ...pools].map((p) => p.end()));
       await admin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
     },
   };

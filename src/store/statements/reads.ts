@@ -82,6 +82,11 @@ export function probe(t: Tables): Sql {
   return sql`SELECT 1 FROM ${t.operations} LIMIT 0`;
 }
 
+/** Which database, and which operations table in it, a connection reaches. */
+export function identity(t: Tables): Sql {
+  return sql`SELECT current_database() AS "database", ${t.operations.text}::text::regclass::oid::text AS "operationsTable"`;
+}
+
 /** Rows running now per type and tenant, for the given types (those with concurrency limits). */
 export function runningOf(t: Tables, types: readonly string[]): Sql {
   return sql`SELECT o.type, o.tenant_id AS "tenantId", count(*)::int AS "running" FROM ${t.operations} o
