@@ -22,10 +22,8 @@ const docs = (count: number, tokens = 1500) =>
 beforeAll(async () => {
   db = await createTestDatabase();
   process.env.DATABASE_URL = db.url; // the example app LISTENs on DATABASE_URL
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
-    .overrideProvider(PrismaService)
-    .useValue(db.prisma)
-    .compile();
+  // The fixture's own PrismaService (and its pool, handed to the module) on this database.
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
   app = moduleRef.createNestApplication({ logger: false });
   await app.init();
 });
@@ -189,11 +187,31 @@ describe("NestJS: OperationsModule in an app", () => {
     expect(metrics.text).toContain("# TYPE prisma_operations_claimable gauge");
   });
 
-  it("stops the worker with the application", async () => {
+  it("stops the worker with the application: a handler in flight finishes and is recorded before the pool closes", async () => {
     const host = app.get(OperationsWorkerHost);
     const worker = host.runningWorker!;
-    await app.close();
+    const index = app.get(SearchIndex);
+    let release!: () => void;
+    index.gate = new Promise((resolve) => (release = resolve));
+    const created = await api()
+      .post("/batches")
+      .set(as("acme"))
+      .send({ type: "documents.ingest", items: docs(1) })
+      .expect(201);
+    const [child] = created.body.operationIds as string[];
+    await waitFor("the handler to hold its operation", async () => {
+      const { rows } = await db.pool.query(`SELECT status::text FROM operations WHERE id = $1`, [child]);
+      return rows[0].status === "processing";
+    });
+    const stopping = jest.spyOn(worker, "stop");
+    const closed = app.close();
+    await waitFor("the app to stop its worker", () => stopping.mock.calls.length > 0);
+    release();
+    await closed;
     expect(worker.inFlight).toBe(0);
+    expect(app.get(PrismaService).pool.ended).toBe(true);
+    const { rows } = await db.pool.query(`SELECT status::text FROM operations WHERE id = $1`, [child]);
+    expect(rows[0].status).toBe("completed");
     await waitFor("the worker's LISTEN connection to close", async () => {
       const { rows } = await db.pool.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'prisma-operations-listener'`,

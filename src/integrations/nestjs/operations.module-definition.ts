@@ -11,7 +11,7 @@ export interface OperationsModuleOptions<
 > extends OperationsOptions<T> {
   /**
    * Start a worker with the application (onModuleInit) and stop it gracefully on shutdown
-   * (onApplicationShutdown; call `app.enableShutdownHooks()` for signals). Its handlers are the
+   * (beforeApplicationShutdown; call `app.enableShutdownHooks()` for signals). Its handlers are the
    * providers decorated with `@OperationHandler(type)`. Omit or `false` for an app that only submits.
    */
   worker?:

@@ -3,7 +3,7 @@ import {
   Injectable,
   Logger as NestLogger,
   Module,
-  type OnApplicationShutdown,
+  type BeforeApplicationShutdown,
   type OnModuleInit,
 } from "@nestjs/common";
 import { DiscoveryModule, DiscoveryService } from "@nestjs/core";
@@ -18,9 +18,13 @@ import {
   type OperationsModuleOptions,
 } from "./operations.module-definition";
 
-/** Starts the worker with the application and stops it on shutdown; finds the handler providers. */
+/**
+ * Starts the worker with the application and stops it on shutdown — before application shutdown,
+ * so that a provider which closes the database pool in `onApplicationShutdown` closes it after the
+ * worker's last outcomes are recorded; finds the handler providers.
+ */
 @Injectable()
-export class OperationsWorkerHost implements OnModuleInit, OnApplicationShutdown {
+export class OperationsWorkerHost implements OnModuleInit, BeforeApplicationShutdown {
   private worker: Worker | undefined;
   private readonly logger = new NestLogger("OperationsModule");
 
@@ -62,7 +66,7 @@ export class OperationsWorkerHost implements OnModuleInit, OnApplicationShutdown
     this.logger.log(`worker ${this.worker.id} started for ${Object.keys(handlers).join(", ")}`);
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async beforeApplicationShutdown(): Promise<void> {
     await this.worker?.stop();
   }
 
