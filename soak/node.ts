@@ -37,16 +37,21 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 async function main(): Promise<void> {
+  // Node n1 runs as an app that gives the module no pool (every statement through Prisma, prepared
+  // by the adapter); the others as the README's quick start does (the module's statements on the pool).
+  const config = { connectionString: url, max: 6, application_name: `soak-node-${nodeId}` };
+  const pool = nodeId === "n1" ? undefined : new Pool(config);
+  pool?.on("error", () => undefined); // the orchestrator kills backends on purpose
   const prisma = new PrismaClient({
-    adapter: new PrismaPg(
-      { connectionString: url, max: 6, application_name: `soak-node-${nodeId}` },
-      { statementNameGenerator: preparedStatementNames() },
-    ),
+    adapter: pool
+      ? new PrismaPg(pool)
+      : new PrismaPg(config, { statementNameGenerator: preparedStatementNames() }),
   });
   const record = new Pool({ connectionString: url, max: 3, application_name: `soak-record-${nodeId}` });
   record.on("error", () => undefined); // the orchestrator kills backends on purpose
   const ops = createOperations({
     prisma,
+    pool,
     types: soakTypes,
     logger: silentLogger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
@@ -107,7 +112,8 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => {
     void worker
       .stop()
-      .then(() => Promise.all([prisma.$disconnect(), record.end()]))
+      .then(() => prisma.$disconnect())
+      .then(() => Promise.all([pool?.end(), record.end()]))
       .finally(() => process.exit(0));
   });
 }

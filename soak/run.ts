@@ -169,13 +169,15 @@ async function main(): Promise<void> {
   const nodes: (Node | undefined)[] = await Promise.all(
     Array.from({ length: nodeCount }, (_, i) => startNode(url, `n${i + 1}`)),
   );
-  const prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: url, max: 10, application_name: "soak-submitter" }),
-  });
+  // The racing clients as the README's quick start makes them: the module's statements on the pool.
+  const pool = new Pool({ connectionString: url, max: 10, application_name: "soak-submitter" });
+  pool.on("error", () => undefined);
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const record = new Pool({ connectionString: url, max: 2, application_name: "soak-record-submitter" });
   record.on("error", () => undefined);
   const ops = createOperations({
     prisma,
+    pool,
     types: soakTypes,
     logger: silentLogger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
@@ -470,7 +472,8 @@ async function main(): Promise<void> {
            (SELECT count(*) FROM soak_deliveries)::int AS deliveries,
            (SELECT count(*) FROM operation_outbox)::int AS events,
            (SELECT count(*) FROM operation_deliveries)::int AS "deliveryRows"`);
-  await Promise.all([prisma.$disconnect(), record.end(), check.end()]);
+  await prisma.$disconnect();
+  await Promise.all([pool.end(), record.end(), check.end()]);
   if (!args.keep) {
     const drop = new Client({ connectionString: serverUrl });
     await drop.connect();

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { NonRetryableError } from "prisma-operations";
 import { operations } from "./lib/operations";
-import { prisma } from "./lib/prisma";
+import { pool, prisma } from "./lib/prisma";
 
 // Documents whose text is "fail-once" fail the first time this process sees them and succeed when
 // retried: the e2e tests use them for POST /api/operations/:id/retry and /api/batches/:id/retry.
@@ -39,6 +39,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     // stop(): claims nothing more, hands back what has not started, lets running handlers finish
     void worker.stop().then(async () => {
       await prisma.$disconnect();
+      await pool.end();
       console.log(`worker ${worker.id} stopped`);
     });
   });

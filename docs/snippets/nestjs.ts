@@ -1,14 +1,10 @@
 // ---cut---
-import { Injectable, Module, type OnModuleDestroy } from "@nestjs/common";
+import { Injectable, Module, type OnApplicationShutdown } from "@nestjs/common";
 import { APP_FILTER, NestFactory } from "@nestjs/core";
 import { PrismaPg } from "@prisma/adapter-pg";
+import { Pool } from "pg";
 import { z } from "zod";
-import {
-  defineOperationType,
-  preparedStatementNames,
-  type HandlerContext,
-  type Payload,
-} from "prisma-operations";
+import { defineOperationType, type HandlerContext, type Payload } from "prisma-operations";
 import {
   OperationHandler,
   OperationsExceptionFilter,
@@ -19,17 +15,18 @@ import {
 import { PrismaClient } from "./generated/prisma/client.js"; // `.js`: required under nodenext, fine elsewhere
 
 @Injectable()
-export class PrismaService extends PrismaClient implements OnModuleDestroy {
+export class PrismaService extends PrismaClient implements OnApplicationShutdown {
+  /** The pool the client is built on; the module's statements go to it too. */
+  readonly pool: Pool;
   constructor() {
-    super({
-      adapter: new PrismaPg(
-        { connectionString: process.env.DATABASE_URL },
-        { statementNameGenerator: preparedStatementNames() },
-      ),
-    });
+    const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+    super({ adapter: new PrismaPg(pool) });
+    this.pool = pool;
   }
-  async onModuleDestroy(): Promise<void> {
+  // The module's worker stops before application shutdown (beforeApplicationShutdown).
+  async onApplicationShutdown(): Promise<void> {
     await this.$disconnect();
+    await this.pool.end();
   }
 }
 
@@ -78,6 +75,7 @@ export class UploadsService {
       inject: [PrismaService],
       useFactory: (prisma: PrismaService) => ({
         prisma,
+        pool: prisma.pool,
         types,
         worker: { concurrency: 8, listen: { connectionString: process.env.DATABASE_URL } },
       }),

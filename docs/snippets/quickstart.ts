@@ -3,19 +3,18 @@ declare const uploadedDocuments: { id: string; tokens: number; text: string }[];
 declare const uploadId: string;
 // ---cut---
 import { PrismaPg } from "@prisma/adapter-pg";
+import { Pool } from "pg";
 import { z } from "zod";
-import { createOperations, defineOperationType, preparedStatementNames } from "prisma-operations";
+import { createOperations, defineOperationType } from "prisma-operations";
 import { PrismaClient } from "./generated/prisma/client.js"; // your client (`.js`: needed under nodenext)
 
 const Document = z.object({ id: z.string(), tokens: z.number().int(), text: z.string() });
 
+const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+
 export const ops = createOperations({
-  prisma: new PrismaClient({
-    adapter: new PrismaPg(
-      { connectionString: process.env.DATABASE_URL },
-      { statementNameGenerator: preparedStatementNames() }, // the module's statements, prepared once per connection
-    ),
-  }),
+  prisma: new PrismaClient({ adapter: new PrismaPg(pool) }), // your client, on the pool
+  pool, // the module's own statements go to the same pool directly
   types: {
     "documents.ingest": defineOperationType({
       payload: z.object({ documents: z.array(Document) }), // what a handler receives

@@ -7,7 +7,7 @@
 //   npm start -- --dashboard      then keeps the operations dashboard open (see ./dashboard.ts)
 import { parseArgs } from "node:util";
 import { PrismaPg } from "@prisma/adapter-pg";
-import { Client } from "pg";
+import { Client, Pool } from "pg";
 import { z } from "zod";
 import {
   applyMigrations,
@@ -84,6 +84,8 @@ function describeUrl(url: string): string {
 
 async function openDatabase(): Promise<{
   prisma: OperationsPrismaClient;
+  /** On a server, the pool the client is built on (the README's quick start); PGlite has none. */
+  pool?: Pool;
   label: string;
   close(): Promise<void>;
 }> {
@@ -99,8 +101,17 @@ async function openDatabase(): Promise<{
   } finally {
     await client.end();
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
-  return { prisma, label: describeUrl(url), close: () => prisma.$disconnect() };
+  const pool = new Pool({ connectionString: url });
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    prisma,
+    pool,
+    label: describeUrl(url),
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -121,6 +132,7 @@ async function main(): Promise<void> {
   const delivered = new Map<string, number>();
   const ops = createOperations({
     prisma: database.prisma,
+    pool: database.pool,
     types,
     logger: silentLogger,
     subscribers: [

@@ -16,6 +16,7 @@ import { UploadsController } from "./uploads/uploads.controller";
       inject: [PrismaService],
       useFactory: (prisma: PrismaService) => ({
         prisma, // the app's own client: its models plus the module's
+        pool: prisma.pool, // the pool it is built on: the module's statements go there directly
         types,
         worker: { concurrency: 8, listen: { connectionString: process.env.DATABASE_URL } },
       }),

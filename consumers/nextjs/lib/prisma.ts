@@ -1,18 +1,13 @@
 import { PrismaPg } from "@prisma/adapter-pg";
-import { preparedStatementNames } from "prisma-operations";
+import { Pool } from "pg";
 import { PrismaClient } from "./generated/prisma/client";
 
-// One PrismaClient per process. In development Next.js re-evaluates modules on every change; kept on
-// globalThis, the client (and its connection pool) survives those reloads instead of piling up.
-const globalForPrisma = globalThis as unknown as { prisma?: PrismaClient };
+// One pool and one PrismaClient on it per process. In development Next.js re-evaluates modules on
+// every change; kept on globalThis, they survive those reloads instead of piling up connections.
+const globalForPrisma = globalThis as unknown as { pool?: Pool; prisma?: PrismaClient };
 
-export const prisma =
-  globalForPrisma.prisma ??
-  new PrismaClient({
-    adapter: new PrismaPg(
-      { connectionString: process.env.DATABASE_URL },
-      { statementNameGenerator: preparedStatementNames() },
-    ),
-  });
+/** The pool the client is built on: prisma-operations sends its own statements to it too. */
+export const pool = globalForPrisma.pool ?? new Pool({ connectionString: process.env.DATABASE_URL });
+export const prisma = globalForPrisma.prisma ?? new PrismaClient({ adapter: new PrismaPg(pool) });
 
-if (process.env.NODE_ENV !== "production") globalForPrisma.prisma = prisma;
+if (process.env.NODE_ENV !== "production") Object.assign(globalForPrisma, { pool, prisma });
