@@ -4,12 +4,16 @@
 import { createInterface } from "node:readline";
 import { createOperations } from "../src";
 import { CONCURRENCY } from "./settings";
-import { benchTypes, CountingSubscriber, ourPrisma } from "./systems";
+import { benchTypes, CountingSubscriber, ourConnection } from "./systems";
 
 async function main(): Promise<void> {
   const url = process.env.BENCH_URL!;
-  const prisma = ourPrisma(url);
-  const ops = createOperations({ prisma, types: benchTypes, subscribers: [new CountingSubscriber()] });
+  const connection = ourConnection(url);
+  const ops = createOperations({
+    ...connection.client,
+    types: benchTypes,
+    subscribers: [new CountingSubscriber()],
+  });
   await ops.ready();
   const worker = ops.createWorker({
     handlers: { bench: () => undefined, warm: () => undefined },
@@ -18,7 +22,7 @@ async function main(): Promise<void> {
   });
   process.on("SIGTERM", () => {
     void worker.stop().then(async () => {
-      await prisma.$disconnect();
+      await connection.close();
       process.exit(0);
     });
   });

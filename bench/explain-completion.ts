@@ -10,11 +10,10 @@
 import { parseArgs } from "node:util";
 import { NO_INLINE } from "../src/store/statements/outbox";
 import { finishOperations } from "../src/store/statements/transitions";
-import { Store } from "../src/store/store";
 import { tablesIn } from "../src/store/tables";
 import { withClient } from "./common";
 import { createDatabase, databaseUrl, dropDatabase } from "./steps";
-import { ourPrisma, ours } from "./systems";
+import { ourConnection, ours, ourStore } from "./systems";
 
 const { values: args } = parseArgs({
   options: {
@@ -35,8 +34,8 @@ async function main(): Promise<void> {
   await system.setup();
   await system.submit((done + held) / 100, 100, "bench");
   await withClient(url, (client) => client.query("ANALYZE"));
-  const prisma = ourPrisma(url);
-  const store = new Store(prisma, tablesIn());
+  const connection = ourConnection(url);
+  const store = ourStore(connection);
   // History: claimed and completed in groups of 16, as a drain does.
   for (let n = 0; n < done; n += 16) {
     const rows = await store.claimDue(16, "history", 30_000, ["bench"]);
@@ -97,7 +96,7 @@ async function main(): Promise<void> {
       for (const row of rows) console.log(row["QUERY PLAN"]);
     }
   });
-  await prisma.$disconnect();
+  await connection.close();
   await system.close();
   await dropDatabase(database);
 }

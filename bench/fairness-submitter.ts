@@ -7,7 +7,7 @@
 //   → close           ← done { submitCalls }    (after the submits in flight)
 import { createOperations } from "../src";
 import { sleep } from "./common";
-import { CountingSubscriber, ourPrisma } from "./systems";
+import { CountingSubscriber, ourConnection } from "./systems";
 import { epochNow, fairnessTypes, smallTenantIds, type FairnessParams } from "./fairness";
 
 type Command = { kind: "ping" } | { kind: "warm" } | { kind: "start"; at: number } | { kind: "close" };
@@ -17,8 +17,12 @@ const params = JSON.parse(process.env.FAIRNESS_PARAMS!) as FairnessParams;
 const send = (message: object) => process.send!(message);
 
 async function main(): Promise<void> {
-  const prisma = ourPrisma(url);
-  const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
+  const connection = ourConnection(url);
+  const ops = createOperations({
+    ...connection.client,
+    types: fairnessTypes,
+    subscribers: [new CountingSubscriber()],
+  });
   await ops.ready();
   const small = smallTenantIds(params.smallTenants);
   const items = (t: number) => Array.from({ length: params.smallBatch }, (_, n) => ({ n, t }));
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
     if (command.kind === "close") {
       open = false;
       void Promise.all(loops).then(async () => {
-        await prisma.$disconnect();
+        await connection.close();
         send({ kind: "done", submitCalls });
         process.disconnect();
       });

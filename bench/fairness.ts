@@ -17,7 +17,7 @@ import { applyMigrations, createOperations, defineOperationType, type HandlerCon
 import { CONCURRENCY } from "./settings";
 import { analyzeAndCheckpoint, Counter, sleep, withClient } from "./common";
 import { percentile } from "./stats";
-import { CountingSubscriber, ourPrisma } from "./systems";
+import { CountingSubscriber, ourConnection } from "./systems";
 
 export const BIG_TENANT = "tenant-a";
 /** B, C, D, E, … */
@@ -70,8 +70,12 @@ export interface FairnessResult {
 
 /** Tenant A's backlog, in its own process (as the drain's seed): `total` children in batches of `batch`. */
 export async function seedBigTenant(url: string, total: number, batch: number): Promise<void> {
-  const prisma = ourPrisma(url);
-  const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
+  const connection = ourConnection(url);
+  const ops = createOperations({
+    ...connection.client,
+    types: fairnessTypes,
+    subscribers: [new CountingSubscriber()],
+  });
   await withClient(url, (client) => applyMigrations(client));
   for (let b = 0; b < total / batch; b++) {
     await ops.submitBatch({
@@ -80,7 +84,7 @@ export async function seedBigTenant(url: string, total: number, batch: number): 
       items: Array.from({ length: batch }, (_, n) => ({ n, t: 0 })),
     });
   }
-  await prisma.$disconnect();
+  await connection.close();
 }
 
 /** Milliseconds since the epoch at sub-millisecond resolution, comparable across processes up to `offset`. */
@@ -158,9 +162,13 @@ type SubmitterMessage =
   | { kind: "done"; submitCalls: number[] };
 
 export async function fairnessRun(url: string, params: FairnessParams): Promise<FairnessResult> {
-  const prisma = ourPrisma(url);
+  const connection = ourConnection(url);
   // As the other `ours` scenarios: the quick start's client, the default logger, an in-process subscriber.
-  const ops = createOperations({ prisma, types: fairnessTypes, subscribers: [new CountingSubscriber()] });
+  const ops = createOperations({
+    ...connection.client,
+    types: fairnessTypes,
+    subscribers: [new CountingSubscriber()],
+  });
   await withClient(url, (client) => applyMigrations(client));
   await ops.ready();
   const workerOptions = {
@@ -244,7 +252,7 @@ export async function fairnessRun(url: string, params: FairnessParams): Promise<
   ]).finally(() => clearTimeout(timer));
   const tailMs = performance.now() - tailStarted;
   await worker.stop();
-  await prisma.$disconnect();
+  await connection.close();
   if (samples.length !== expected) throw new Error(`${samples.length} samples of ${expected} submitted`);
   const afterSubmit = startedAt.map(({ t, at }) =>
     Math.max(0, at - (submitter.returnedAt.get(t)! - clock.offsetMs)),

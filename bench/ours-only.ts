@@ -3,10 +3,9 @@
 import { createOperations, applyMigrations } from "../src";
 import { NO_INLINE } from "../src/store/statements/outbox";
 import { Store } from "../src/store/store";
-import { tablesIn } from "../src/store/tables";
 import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./common";
 import { median, percentile } from "./stats";
-import { benchTypes, CountingSubscriber, ours, ourPrisma } from "./systems";
+import { benchTypes, CountingSubscriber, ours, ourConnection, ourStore } from "./systems";
 
 /**
  * Per-child cost of the completion statement (the child's transition, its batch's counters and
@@ -15,9 +14,9 @@ import { benchTypes, CountingSubscriber, ours, ourPrisma } from "./systems";
 export async function aggregationCost(url: string, batchSize: number, children: number): Promise<number> {
   const system = await ours(url);
   await system.setup();
-  const prisma = ourPrisma(url);
-  const ops = createOperations({ prisma, types: benchTypes });
-  const store = new Store(prisma, tablesIn());
+  const connection = ourConnection(url);
+  const ops = createOperations({ ...connection.client, types: benchTypes });
+  const store = ourStore(connection);
   const submit = async (type: "bench" | "warm", count: number, size: number) => {
     for (let b = 0; b < count / size; b++) {
       await ops.submitBatch({
@@ -49,7 +48,7 @@ export async function aggregationCost(url: string, batchSize: number, children: 
   const started = performance.now();
   for (const row of claimed) await finish(row);
   const perChild = (performance.now() - started) / claimed.length;
-  await prisma.$disconnect();
+  await connection.close();
   await system.close();
   return perChild;
 }
@@ -177,9 +176,9 @@ export async function bigBatch(
   url: string,
   children: number,
 ): Promise<{ seconds: number; peakRssMb: number; transactions: number }> {
-  const prisma = ourPrisma(url);
+  const connection = ourConnection(url);
   const ops = createOperations({
-    prisma,
+    ...connection.client,
     types: benchTypes,
     subscribers: [new CountingSubscriber()],
     limits: { maxChildrenPerBatch: children, maxItemsPerBatch: children },
@@ -212,6 +211,6 @@ export async function bigBatch(
     }
     return rows[0].n as number;
   });
-  await prisma.$disconnect();
+  await connection.close();
   return { seconds, peakRssMb, transactions };
 }

@@ -1,6 +1,6 @@
 // Where our drain spends its time: not part of `npm run bench`, a tool for whoever optimises it.
 //
-//   npx tsx bench/profile-drain.ts [--total 20000] [--unprepared] [--worker '{"batchSize":100}'] [--pgss]
+//   npx tsx bench/profile-drain.ts [--total 20000] [--no-pool] [--worker '{"batchSize":100}'] [--pgss]
 //     [--explain] [--keep]
 //
 // On a database of its own (DATABASE_URL names the server; default 127.0.0.1:5432): seeds `total`
@@ -25,7 +25,7 @@ import { withCpuProfile } from "./cpu-profile";
 const { values: args } = parseArgs({
   options: {
     total: { type: "string", default: "20000" },
-    unprepared: { type: "boolean", default: false },
+    "no-pool": { type: "boolean", default: false },
     worker: { type: "string" },
     pgss: { type: "boolean", default: false },
     explain: { type: "boolean", default: false },
@@ -71,7 +71,7 @@ async function explain(client: Client, label: string, statement: { sql: string; 
 
 async function main(): Promise<void> {
   await createDatabase(database);
-  const system = await ours(url, !args.unprepared);
+  const system = await ours(url, !args["no-pool"]);
   await system.setup();
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
   await system.submit(total / 100, 100, "bench");

@@ -1,6 +1,6 @@
 // Where a small submit spends its time: not part of `npm run bench`, a tool for whoever optimises it.
 //
-//   npx tsx bench/profile-submit.ts [--batches 2000] [--size 10] [--unprepared] [--cpuprofile FILE]
+//   npx tsx bench/profile-submit.ts [--batches 2000] [--size 10] [--no-pool] [--cpuprofile FILE]
 //
 // On a database of its own (DATABASE_URL names the server): sets ours up as the bench does, a
 // warm-up, ANALYZE, then `batches` submits of `size` children one after another. Prints the time
@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
   options: {
     batches: { type: "string", default: "2000" },
     size: { type: "string", default: "10" },
-    unprepared: { type: "boolean", default: false },
+    "no-pool": { type: "boolean", default: false },
     cpuprofile: { type: "string" },
   },
 });
@@ -30,7 +30,7 @@ const url = databaseUrl(database);
 
 async function main(): Promise<void> {
   await createDatabase(database);
-  const system = await ours(url, !args.unprepared);
+  const system = await ours(url, !args["no-pool"]);
   await system.setup();
   await system.submit(20, size, "bench");
   await analyzeAndCheckpoint(url);

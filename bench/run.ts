@@ -87,10 +87,10 @@ const sizes = {
 const FAIRNESS_MODES = ["idle", "fair", "fifo"] as const;
 
 const SYSTEMS_BY_SCENARIO: Record<Scenario, string[]> = {
-  submit1000: ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"],
-  submit10: ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"],
-  drain: ["ours", "oursUnprepared", "pgboss", "graphile", "raw"],
-  latency: ["ours", "oursUnprepared", "pgboss", "graphile"],
+  submit1000: ["ours", "oursNoPool", "pgboss", "pgbossFlow", "graphile", "raw"],
+  submit10: ["ours", "oursNoPool", "pgboss", "pgbossFlow", "graphile", "raw"],
+  drain: ["ours", "oursNoPool", "pgboss", "graphile", "raw"],
+  latency: ["ours", "oursNoPool", "pgboss", "graphile"],
   aggregation: ["ours"],
   scale: ["ours"],
   batch100k: ["ours"],
@@ -447,7 +447,7 @@ function summarize(postgres: string, used: string[], started: number): void {
 
   // Results: median (min–max) over the runs.
   log(`\n=== results: median (min–max) of ${runs} run(s) ===`);
-  const columns = ["ours", "oursUnprepared", "pgboss", "pgbossFlow", "graphile", "raw"].filter((s) =>
+  const columns = ["ours", "oursNoPool", "pgboss", "pgbossFlow", "graphile", "raw"].filter((s) =>
     used.includes(s),
   );
   const cell = (s: Spread | undefined, digits: number) =>
@@ -493,7 +493,7 @@ function summarize(postgres: string, used: string[], started: number): void {
   ] as const) {
     const peer = bestPeer(path, higherIsBetter ? Math.max : Math.min);
     if (peer === undefined) continue;
-    for (const ours of ["ours", "oursUnprepared"]) {
+    for (const ours of ["ours", "oursNoPool"]) {
       const value = median(path, ours)?.median;
       if (value === undefined) continue;
       const ratio = round(value / peer, 2);

@@ -180,7 +180,7 @@ export const OURS: SystemSettings = {
   instance: {
     client: {
       value:
-        "new PrismaPg({ connectionString }, { statementNameGenerator: preparedStatementNames() }) (pg pool default max 10; the module's hot-path statements prepared, reads and the app's queries not)",
+        "pool = new Pool({ connectionString }) (default max 10); new PrismaPg(pool); createOperations({ prisma, pool }): the module's statements on the pool, its hot-path ones prepared (preparedStatements default true)",
       source: "README quick start",
     },
     ...oursCommon,
@@ -198,15 +198,13 @@ export const OURS: SystemSettings = {
   },
 };
 
-export const OURS_UNPREPARED: SystemSettings = {
-  label:
-    "ours, a client WITHOUT prepared statements (as behind PgBouncer in transaction mode before 1.21); worker defaults",
+export const OURS_NO_POOL: SystemSettings = {
+  label: "ours, the Prisma client alone (no `pool`): every statement through Prisma; worker defaults",
   instance: {
     client: {
       value:
-        "new PrismaPg({ connectionString }) (pg pool default max 10; every statement parsed and planned each time)",
-      source:
-        "README quick start without preparedStatementNames(), as its note says to do behind such a PgBouncer",
+        "new PrismaPg({ connectionString }, { statementNameGenerator: preparedStatementNames() }); createOperations({ prisma }) (pg pool default max 10; the module's hot-path statements prepared)",
+      source: "README 'Without a pool'",
     },
     ...oursCommon,
   },
@@ -242,7 +240,7 @@ export const RAW: SystemSettings = {
 
 export const SYSTEMS: Record<string, SystemSettings> = {
   ours: OURS,
-  oursUnprepared: OURS_UNPREPARED,
+  oursNoPool: OURS_NO_POOL,
   pgboss: PGBOSS,
   pgbossFlow: PGBOSS_FLOW,
   graphile: GRAPHILE,

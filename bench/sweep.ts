@@ -12,7 +12,7 @@ const { values: args } = parseArgs({
     total: { type: "string", default: "20000" },
     runs: { type: "string", default: "3" },
     timeout: { type: "string", default: "180" },
-    /** Sweep `ours` without prepared statements (`oursUnprepared`) instead of as the quick start makes it. */
+    /** Sweep `ours` without a pool (`oursNoPool`: the client alone) instead of as the quick start makes it. */
     plain: { type: "boolean", default: false },
     /** Only these candidates (a JSON array) instead of the system's list. */
     values: { type: "string" },
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
         let result: Record<string, unknown> = { ms: NaN };
         try {
           result = await fresh(
-            name === "ours" && args.plain ? "oursUnprepared" : candidates.system,
+            name === "ours" && args.plain ? "oursNoPool" : candidates.system,
             "drain",
             { total, warm: 1000 },
             { seed: { total, batch: 100 }, env: { [candidates.env]: key }, timeoutMs: timeoutS * 1000 },

@@ -9,6 +9,9 @@ import { applyMigrations, createOperations, defineOperationType, preparedStateme
 import type { DeliveredEvent, EventSubscriber } from "../src";
 import { uuidv7 } from "../src/domain/ids";
 import { PrismaClient } from "../src/generated/prisma/client";
+import { poolDb } from "../src/store/pool";
+import { Store } from "../src/store/store";
+import { tablesIn } from "../src/store/tables";
 import { Counter, withClient } from "./common";
 import { CONCURRENCY, GRAPHILE_LATENCY_PRESET, GRAPHILE_PRESET, PGBOSS_THROUGHPUT } from "./settings";
 
@@ -53,16 +56,40 @@ export const benchTypes = {
   warm: defineOperationType({ payload: z.object({ n: z.number().int() }), maxAttempts: 3 }),
 };
 
+/** What ours is given to reach the database (spread `client` into createOperations), and how to end it. */
+export interface OurConnection {
+  client: { prisma: PrismaClient; pool?: Pool };
+  /** Ends the client and the pool. */
+  close(): Promise<void>;
+}
+
 /**
- * Our client as the README's quick start makes it (the module's statements prepared), or without
- * prepared statements (`prepared` false: a client behind PgBouncer in transaction mode before 1.21).
+ * Our client as the README's quick start makes it: a `pg` pool, the Prisma client built on it, and
+ * the pool handed to the module too (its statements then skip Prisma's query pipeline). With
+ * `usePool` false, the client alone, with the module's statements prepared through the adapter
+ * (`preparedStatementNames()`): what an app gets that does not pass the pool.
  */
-export function ourPrisma(url: string, prepared = true): PrismaClient {
-  return new PrismaClient({
-    adapter: prepared
-      ? new PrismaPg({ connectionString: url }, { statementNameGenerator: preparedStatementNames() })
-      : new PrismaPg({ connectionString: url }),
-  });
+export function ourConnection(url: string, usePool = true): OurConnection {
+  if (!usePool) {
+    const prisma = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: url }, { statementNameGenerator: preparedStatementNames() }),
+    });
+    return { client: { prisma }, close: () => prisma.$disconnect() };
+  }
+  const pool = new Pool({ connectionString: url });
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    client: { prisma, pool },
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+/** A Store on the connection as the module makes one (the pool's, when there is one), for tools that time its statements. */
+export function ourStore({ client }: OurConnection): Store {
+  return new Store(client.pool ? poolDb(client.pool, { prepare: true }) : client.prisma, tablesIn());
 }
 
 /** The in-process subscriber attached to ours: counts deliveries by topic and operation type. */
@@ -77,11 +104,11 @@ export class CountingSubscriber implements EventSubscriber {
   }
 }
 
-export async function ours(url: string, prepared = true): Promise<System> {
-  const prisma = ourPrisma(url, prepared);
+export async function ours(url: string, usePool = true): Promise<System> {
+  const connection = ourConnection(url, usePool);
   const subscriber = new CountingSubscriber();
   // The default logger: the module's warnings and errors go to stderr.
-  const ops = createOperations({ prisma, types: benchTypes, subscribers: [subscriber] });
+  const ops = createOperations({ ...connection.client, types: benchTypes, subscribers: [subscriber] });
   const workerOptions = {
     concurrency: CONCURRENCY,
     // Only sweep.ts sets this, to try other values.
@@ -148,7 +175,7 @@ export async function ours(url: string, prepared = true): Promise<System> {
       return samples;
     },
     async close() {
-      await prisma.$disconnect();
+      await connection.close();
     },
   };
 }
@@ -536,7 +563,7 @@ export async function graphile(url: string): Promise<System> {
 
 export const FACTORIES: Record<string, (url: string) => Promise<System>> = {
   ours: (url) => ours(url),
-  oursUnprepared: (url) => ours(url, false),
+  oursNoPool: (url) => ours(url, false),
   raw,
   pgboss,
   pgbossFlow,
