@@ -43,9 +43,6 @@ OperationsModule.forRoot({ prisma: new ClientWithoutOperations({ adapter }), typ
 const pool = new Pool({ connectionString: "postgresql://localhost/unused" });
 createOperations({ prisma: new PrismaClient({ adapter: new PrismaPg(pool) }), pool, types });
 OperationsModule.forRoot({ prisma: new PrismaClient({ adapter: new PrismaPg(pool) }), pool, types });
-// @ts-expect-error -- not a pool: the module needs its query(config) method
-createOperations({
-  prisma: new PrismaClient({ adapter }),
-  pool: { connectionString: "postgresql://x" },
-  types,
-});
+const notAPool = { connectionString: "postgresql://localhost/unused" };
+// @ts-expect-error -- a pool's config is not a pool: the module needs its query(config) method
+createOperations({ prisma: new PrismaClient({ adapter }), pool: notAPool, types });
