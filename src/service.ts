@@ -350,18 +350,6 @@ export class OperationsService<
   }
 
   /**
-   * Resolves once every event this process has delivered to its subscribers is recorded as
-   * delivered. Submits and workers resolve as soon as the subscribers have taken the events and
-   * record that in the background, a statement at a time for all that arrived meanwhile; a worker's
-   * `stop()` waits for it. Await this before ending the pool or the client if the process stops
-   * right after a submit: an event whose record never reached the database is delivered again
-   * (by a relay, once its inline lease has run out).
-   */
-  settled(): Promise<void> {
-    return this.dispatcher.settled();
-  }
-
-  /**
    * Submits a batch: the parent, all of its children and the `batch.submitted` event are written
    * by one statement — one transaction on its own, or part of the caller's — and commit together
    * or not at all. Input is validated, split and size-checked before anything is sent; after
@@ -633,7 +621,6 @@ export class OperationsService<
         inline: () => this.dispatcher.inline,
         ready: () => this.ready(),
         dispatch: (events) => this.dispatcher.dispatchCommitted(events),
-        deliveriesRecorded: () => this.dispatcher.settled(),
         companions: [relay, reaper].filter((companion) => companion !== undefined),
       },
       options,

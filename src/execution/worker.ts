@@ -69,8 +69,6 @@ export interface WorkerDeps {
   ready: () => Promise<void>;
   /** Delivers the events a group of outcomes wrote, right after their commit. */
   dispatch(events: WrittenEvent[]): Promise<unknown>;
-  /** Resolves once the deliveries dispatched so far are recorded on their rows. */
-  deliveriesRecorded(): Promise<void>;
   /** Started and stopped with the worker (its relay and reaper). */
   companions?: { start(): unknown; stop(): Promise<void> }[];
 }
@@ -238,7 +236,6 @@ export class Worker {
       await this.idle(this.leaseMs);
     }
     await Promise.all(this.dispatching);
-    await this.deps.deliveriesRecorded();
     await this.leases.stop();
     await this.listener?.stop();
     await Promise.all((this.deps.companions ?? []).map((companion) => companion.stop()));

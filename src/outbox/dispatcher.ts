@@ -12,7 +12,6 @@ import type {
 } from "../store/statements/outbox";
 import type { Store } from "../store/store";
 import { toDeliveredEvent, type EventSubscriber } from "./events";
-import { DeliveryMarks } from "./marks";
 
 export interface OutboxPolicy {
   /** Delivery attempts per subscriber before its delivery is marked dead. Default 12. */
@@ -92,7 +91,6 @@ function checkSubscribers(subscribers: readonly EventSubscriber[]): void {
 export class OutboxDispatcher {
   private readonly byName: Map<string, EventSubscriber>;
   private registration: Promise<void> | undefined;
-  private readonly marks: DeliveryMarks;
 
   constructor(
     private readonly store: Store,
@@ -102,7 +100,6 @@ export class OutboxDispatcher {
   ) {
     checkSubscribers(subscribers);
     this.byName = new Map(subscribers.map((subscriber) => [subscriber.name, subscriber]));
-    this.marks = new DeliveryMarks(store, logger);
   }
 
   /** This process's subscribers deliver inline after commit: how writes should hold their deliveries. */
@@ -126,9 +123,7 @@ export class OutboxDispatcher {
 
   /**
    * Delivers events this process has just committed to its own subscribers that got a delivery row
-   * for them. Never throws: a failure is recorded on that subscriber's row for the relay. Resolves
-   * once every subscriber has taken its events (or failed); their rows are marked delivered in the
-   * background (see {@link settled}).
+   * for them. Never throws: a failure is recorded on that subscriber's row for the relay.
    */
   async dispatchCommitted(events: readonly WrittenEvent[]): Promise<DispatchReport> {
     const report: DispatchReport = { delivered: [], failed: [] };
@@ -139,13 +134,8 @@ export class OutboxDispatcher {
         if (await this.attempt(event, ref, 1, report)) delivered.push(ref);
       }
     }
-    this.marks.add(delivered);
+    await this.recordDelivered(delivered);
     return report;
-  }
-
-  /** Resolves once every inline delivery made so far is recorded on its row. */
-  settled(): Promise<void> {
-    return this.marks.settled();
   }
 
   /**

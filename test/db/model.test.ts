@@ -657,15 +657,12 @@ class ModelStep implements fc.AsyncCommand<Model, Real> {
       r.trace.push(`${describe_(this.action)} → FAILED`);
       throw new Error(`step ${n}: ${(error as Error).message}\n${traceText(r)}`, { cause: error });
     }
-    // Deliveries are recorded in the background: once settled() resolves, every one of them.
-    await r.ops.settled();
     const snapshot = await readSnapshot(db.pool);
     const problems = [
       ...differences(snapshot, m),
       ...invariantViolations(snapshot, { subscribers: [SUBSCRIBER], eventIds: r.received }),
     ];
-    // What a call of the public API wrote is delivered before it returns (inline, after its
-    // commit), and recorded as delivered once settled() resolves.
+    // What a call of the public API wrote is delivered before it returns (inline, after its commit).
     if (API_CALLS.has(this.action.kind)) {
       for (const [eventId, rows] of snapshot.deliveries) {
         if (BigInt(eventId) > lastEvent && !rows.get(SUBSCRIBER))
@@ -1013,7 +1010,6 @@ describe("the public API against a reference model of the state machines", () =>
           trace.push(
             `group ${g + 1}: ${settled.map((r, i) => (r.status === "fulfilled" ? r.value.line : `${describe_(group[i]!)} → threw`)).join(" | ")}`,
           );
-          await ops.settled();
           const after = await readSnapshot(db.pool);
           problems.push(...invariantViolations(after, { subscribers: [SUBSCRIBER], eventIds: received }));
           // A cancelBatch that returned leaves no child pending, and none running without a request

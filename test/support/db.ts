@@ -106,7 +106,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     async close() {
       closing = true;
       await Promise.all(clients.map((client) => client.$disconnect()));
-      await Promise.all([pool, ...pools].map((p) => p.end()));
+      await Promise.all([pool, ...pools].filter((p) => !p.ended).map((p) => p.end()));
       await admin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
     },
   };
