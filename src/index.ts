@@ -13,8 +13,8 @@ export type {
   SubmitOperationResult,
   SubmitOptions,
   TaskBackendOption,
-  CancelResult,
-} from "./service";
+} from "./service-types";
+export type { CancelResult } from "./control";
 
 export { defineOperationType, DEFAULT_MAX_ATTEMPTS, InvalidOperationTypeError } from "./operation-types";
 export type {

@@ -3,9 +3,8 @@
 import * as control from "./control";
 import type { CancelResult } from "./control";
 import type { BackoffPolicy } from "./domain/backoff";
-import { resolveRetention, type RetentionOptions, type RetentionPolicy } from "./domain/retention";
-import type { SplitRule } from "./domain/split";
-import type { FailurePolicy, OperationStatus } from "./domain/status";
+import { resolveRetention, type RetentionPolicy } from "./domain/retention";
+import type { OperationStatus } from "./domain/status";
 import { ConflictError, IdempotencyConflictError, OperationsError, ValidationError } from "./errors";
 import { syncRunner } from "./execution/backends";
 import { Pruner, PrunedTotals, type PrunedCounts, type PrunePass } from "./execution/pruner";
@@ -17,17 +16,10 @@ import type { TenantAccess } from "./inspection/views";
 import { Worker, type WorkerOptions } from "./execution/worker";
 import { consoleLogger, type Logger } from "./logger";
 import { KnownSeries, prometheusText, readQueueStats, type QueueStats } from "./metrics";
-import type { BatchItemInput, OperationTypes, PayloadInput } from "./operation-types";
-import {
-  DEFAULT_OUTBOX_POLICY,
-  OutboxDispatcher,
-  type DispatchReport,
-  type OutboxPolicy,
-} from "./outbox/dispatcher";
-import type { EventSubscriber } from "./outbox/events";
+import type { OperationTypes } from "./operation-types";
+import { DEFAULT_OUTBOX_POLICY, OutboxDispatcher, type DispatchReport } from "./outbox/dispatcher";
 import { DEFAULT_RELAY_OPTIONS, OutboxRelay, type RelayOptions } from "./outbox/relay";
 import {
-  adapterSchema,
   interactive,
   type CheckedClient,
   type Db,
@@ -37,10 +29,22 @@ import {
 } from "./store/client";
 import { isTransactionConflict, typedDatabaseError, withDatabase } from "./store/database-errors";
 import { NO_INLINE, type DeadFilter, type Inline, type WrittenEvent } from "./store/statements/outbox";
-import { poolDb, type PgPool } from "./store/pool";
-import { Store } from "./store/store";
-import { tablesIn } from "./store/tables";
+import { Connection } from "./store/connection";
+import type { Store } from "./store/store";
 import type { BatchView, OperationView } from "./store/views";
+import type {
+  DispatchStatus,
+  ListedItem,
+  ListOperationsInput,
+  ListOperationsResult,
+  OperationsOptions,
+  SubmitBatchInput,
+  SubmitBatchResult,
+  SubmitBoundary,
+  SubmitOperationInput,
+  SubmitOperationResult,
+  SubmitOptions,
+} from "./service-types";
 import {
   listOperationsSchema,
   parseId,
@@ -50,176 +54,6 @@ import {
   tenantIdSchema,
 } from "./submit/input";
 import { DEFAULT_LIMITS, planBatch, planOperation, type BatchPlan, type SubmitLimits } from "./submit/plan";
-
-/** Where the work goes after a submit commits. */
-export type TaskBackendOption<T extends OperationTypes> =
-  /** Workers claim it; the submit's commit wakes them (NOTIFY). The default. */
-  | "worker"
-  /**
-   * The submitting process runs every handler inline right after commit (tests, development).
-   * Only for submits and retries made through this service or `ops.transaction()`: work submitted
-   * inside your own `$transaction` waits for a worker.
-   */
-  | { sync: Handlers<T> };
-
-/**
- * Named points of a submit, for fault injection in tests: before and after its one statement.
- * Inside a caller's transaction `after-insert` comes before the commit; on its own, after it.
- */
-export type SubmitBoundary = "before-insert" | "after-insert";
-
-export interface OperationsOptions<
-  T extends OperationTypes,
-  C extends PrismaClientLike = OperationsPrismaClient,
-> {
-  /**
-   * Your Prisma 7 client (PostgreSQL driver adapter), generated from a schema that contains the
-   * module's models (`npx prisma-operations init` copies them in). Your own models are welcome.
-   */
-  prisma: C;
-  /**
-   * The `pg` pool your PrismaPg adapter is built on (`new PrismaPg(pool)`): the module then sends
-   * its own statements to the pool directly instead of through the Prisma client — the same
-   * connections, without Prisma's query pipeline around each statement, and without Prisma's query
-   * compiler in a process that only runs workers. Statements inside your transactions (`{ tx }`,
-   * `ops.transaction`) still go through their transaction client. `ready()` checks once that it
-   * reaches the same database and tables as `prisma`. Without it, everything goes through `prisma`.
-   */
-  pool?: PgPool;
-  /**
-   * With `pool`: the module's hot-path statements (submits, claims, outcomes, heartbeats,
-   * deliveries) are prepared once per connection. Default true; set false behind PgBouncer in
-   * transaction mode before 1.21 (from 1.21 on, set its `max_prepared_statements`). Without
-   * `pool`, pass `preparedStatementNames()` to your adapter instead.
-   */
-  preparedStatements?: boolean;
-  /** Operation types by name, each from `defineOperationType`. */
-  types: T;
-  /**
-   * The PostgreSQL schema holding the module's tables. Default: the `schema` your PrismaPg adapter
-   * was given (`new PrismaPg(config, { schema })`), else the connection's search_path.
-   */
-  schema?: string;
-  /** Default `"worker"`. */
-  backend?: TaskBackendOption<T>;
-  /**
-   * Receive committed events (`batch.submitted`, `operation.completed`, …), at least once, each
-   * with its own delivery state. Every process that has a subscriber registers it; events written
-   * while it is registered are owed to it until a process that has it delivers them.
-   */
-  subscribers?: readonly EventSubscriber[];
-  /** Size limits checked before any write; see {@link SubmitLimits} for defaults. */
-  limits?: Partial<SubmitLimits>;
-  /** Delivery attempts, backoff and inline lease of outbox deliveries. */
-  outbox?: Partial<OutboxPolicy>;
-  /** Backoff between attempts of a failing operation. Default 1 s doubling to 1 h, half jitter. */
-  retryBackoff?: BackoffPolicy;
-  /** Limits of the interactive transactions `transaction()` opens. Default 30 s / 5 s. */
-  transaction?: { timeoutMs?: number; maxWaitMs?: number };
-  /** Default: warnings and errors to the console. */
-  logger?: Logger;
-  /**
-   * How long finished history is kept; the reapers delete what has expired (see
-   * {@link RetentionOptions} for the defaults: completed 7 days, failed or cancelled 30 days,
-   * delivered events 24 hours, dead ones 30 days). `false` keeps everything.
-   */
-  retention?: RetentionOptions | false;
-  /**
-   * Called at named points of a submit (see {@link SubmitBoundary}); a throw there aborts the
-   * submit. For tests that recreate crash windows, not for production use.
-   */
-  onSubmitBoundary?: (boundary: SubmitBoundary, db: Db) => void | Promise<void>;
-}
-
-/** Input of {@link OperationsService.submitBatch}. */
-export interface SubmitBatchInput<T extends OperationTypes, K extends keyof T & string> {
-  tenantId: string;
-  type: K;
-  /** Validated with the type's batch item schema (or its payload schema when it has no batch config). */
-  items: BatchItemInput<T[K]>[];
-  /** How items are grouped into children; default the type's rule, else one item per child. */
-  split?: SplitRule;
-  /** A repeated submit with the same tenant and key returns the first batch instead of a new one. */
-  idempotencyKey?: string;
-  /** Any JSON, stored on the batch. */
-  metadata?: unknown;
-  /** Default `wait_all`. */
-  failurePolicy?: FailurePolicy;
-  /** Attempts per child; default the type's. */
-  maxAttempts?: number;
-  /** Children are not claimed before this time (a Date or an ISO 8601 string). Default: now. */
-  runAt?: Date | string;
-}
-
-/** Input of {@link OperationsService.submitOperation}. */
-export interface SubmitOperationInput<T extends OperationTypes, K extends keyof T & string> {
-  tenantId: string;
-  type: K;
-  payload: PayloadInput<T[K]>;
-  idempotencyKey?: string;
-  maxAttempts?: number;
-  /** Not claimed before this time (a Date or an ISO 8601 string). Default: now. */
-  runAt?: Date | string;
-}
-
-/** Whether the submit's events were handed to this process's subscribers yet. */
-export type DispatchStatus =
-  /** Delivered right after commit (or nothing of this process subscribes to them). */
-  | { status: "delivered" }
-  /** Committed, but a subscriber failed: the relay delivers it later. The batch exists regardless. */
-  | { status: "failed"; failures: DispatchReport["failed"] }
-  /** Inside a caller's transaction: delivered after it commits (by `transaction()`, or the relay). */
-  | { status: "after_commit" }
-  /** Nothing to deliver: the idempotency key matched an earlier submit. */
-  | { status: "none" };
-
-export interface SubmitBatchResult {
-  batch: BatchView;
-  /** The children's ids, in the order of the items they hold. */
-  operationIds: string[];
-  /** False when the idempotency key returned an earlier batch. */
-  created: boolean;
-  dispatch: DispatchStatus;
-}
-
-export interface SubmitOperationResult {
-  operation: OperationView;
-  created: boolean;
-  dispatch: DispatchStatus;
-}
-
-/** Input of {@link OperationsService.listOperations}. */
-export interface ListOperationsInput {
-  tenantId: string;
-  status?: OperationStatus | OperationStatus[];
-  type?: string;
-  /** Only this batch's children. */
-  batchId?: string;
-  /** Include batches (parents) in the list, each as `kind: "batch"`. Default false. */
-  includeBatches?: boolean;
-  /** Page size, 1 to 500. Default 50. */
-  limit?: number;
-  /** `nextCursor` of the previous page. */
-  cursor?: string;
-}
-
-/** One entry of {@link ListOperationsResult}. */
-export type ListedItem = ({ kind: "operation" } & OperationView) | ({ kind: "batch" } & BatchView);
-
-export interface ListOperationsResult {
-  items: ListedItem[];
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
-}
-
-export interface SubmitOptions {
-  /**
-   * The caller's interactive transaction: the submit joins it, so the app's writes and the batch
-   * commit or roll back together. Events are delivered after commit when the transaction was
-   * opened with `ops.transaction()`; inside your own `$transaction`, the relays deliver them.
-   */
-  tx?: Db;
-}
 
 export type { CancelResult };
 
@@ -255,7 +89,7 @@ export class OperationsService<
   C extends PrismaClientLike = OperationsPrismaClient,
 > {
   private readonly prisma: C;
-  private readonly schemaName: string | undefined;
+  private readonly connection: Connection;
   private readonly store: Store;
   private readonly limits: SubmitLimits;
   private readonly logger: Logger;
@@ -265,33 +99,13 @@ export class OperationsService<
   private readonly retention: RetentionPolicy | null;
   private readonly prunedTotals = new PrunedTotals();
   private readiness: Promise<void> | undefined;
-  /** With `pool`: the database and tables it reaches (read by `ready()`, through the pool). */
-  private poolIdentity: { database: string; operationsTable: string } | undefined;
-  /** With `pool`: the pool was found to reach the same tables as `prisma` (see storeIn). */
-  private poolChecked = false;
   // Transactions opened by transaction(): the events written in each, delivered after its commit.
   private readonly pendingDispatch = new WeakMap<object, WrittenEvent[]>();
 
   constructor(private readonly options: OperationsOptions<T, C>) {
     this.prisma = options.prisma;
-    const fromAdapter = adapterSchema(options.prisma);
-    if (options.schema !== undefined && fromAdapter !== undefined && options.schema !== fromAdapter) {
-      throw new OperationsError(
-        "invalid_options",
-        `createOperations: \`schema\` is "${options.schema}" but the PrismaPg adapter puts Prisma's queries in "${fromAdapter}"`,
-      );
-    }
-    this.schemaName = options.schema ?? fromAdapter;
-    if (options.preparedStatements !== undefined && !options.pool) {
-      throw new OperationsError(
-        "invalid_options",
-        "createOperations: `preparedStatements` applies to `pool`; without a pool, give your PrismaPg adapter `statementNameGenerator: preparedStatementNames()`",
-      );
-    }
-    const db = options.pool
-      ? poolDb(options.pool, { prepare: options.preparedStatements ?? true })
-      : this.prisma;
-    this.store = new Store(db, tablesIn(this.schemaName));
+    this.connection = new Connection(options);
+    this.store = this.connection.store;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.logger = options.logger ?? consoleLogger;
     this.retention = resolveRetention(options.retention);
@@ -327,7 +141,7 @@ export class OperationsService<
 
   /** The PostgreSQL schema of the module's tables (undefined: the search_path). */
   get schema(): string | undefined {
-    return this.schemaName;
+    return this.connection.schema;
   }
 
   /**
@@ -339,8 +153,7 @@ export class OperationsService<
    */
   async ready(): Promise<void> {
     this.readiness ??= withDatabase("ready", async () => {
-      await this.store.probe();
-      if (this.options.pool) this.poolIdentity = await this.store.identity();
+      await this.connection.probe();
       await this.dispatcher.ready();
     }).catch((error: unknown) => {
       this.readiness = undefined;
@@ -655,34 +468,10 @@ export class OperationsService<
   private get control(): control.ControlContext {
     return {
       store: this.store,
-      transaction: (fn) => interactive(this.prisma, async (tx) => fn(await this.storeIn(tx))),
+      transaction: (fn) => interactive(this.prisma, async (tx) => fn(await this.connection.storeIn(tx))),
       inline: () => this.dispatcher.inline,
       afterCommit: (events) => this.afterCommit(events),
     };
-  }
-
-  /**
-   * The store on a transaction client of `prisma` (callers have awaited `ready()`). With a pool, the
-   * first one also checks that the pool and the client reach the same tables, or a submit in
-   * `{ tx }` and one without would not meet. Checked here rather than at `ready()`: a process that
-   * never opens a transaction (a worker) then never sends Prisma a query, and never instantiates
-   * its query compiler. The pool's side was read by `ready()`: asking the pool for a second
-   * connection while this transaction holds one could wait forever when the pool is full of them.
-   */
-  private async storeIn(tx: Db): Promise<Store> {
-    const store = this.store.on(tx);
-    if (this.options.pool && !this.poolChecked) {
-      const viaPool = this.poolIdentity!;
-      const viaPrisma = await store.identity();
-      if (viaPool.database !== viaPrisma.database || viaPool.operationsTable !== viaPrisma.operationsTable) {
-        throw new OperationsError(
-          "invalid_options",
-          `createOperations: \`pool\` reaches database "${viaPool.database}" (operations table oid ${viaPool.operationsTable}), but \`prisma\` reaches "${viaPrisma.database}" (oid ${viaPrisma.operationsTable}): build your PrismaPg adapter on that pool (\`new PrismaPg(pool)\`)`,
-        );
-      }
-      this.poolChecked = true;
-    }
-    return store;
   }
 
   private async acting<R>(action: () => Promise<R>): Promise<R> {
@@ -714,7 +503,10 @@ export class OperationsService<
         return await work(this.store, this.dispatcher.inline);
       }
       const collector = this.pendingDispatch.get(tx);
-      const written = await work(await this.storeIn(tx), collector ? this.dispatcher.inline : NO_INLINE);
+      const written = await work(
+        await this.connection.storeIn(tx),
+        collector ? this.dispatcher.inline : NO_INLINE,
+      );
       collector?.push(...written.events);
       return written;
     } catch (error) {

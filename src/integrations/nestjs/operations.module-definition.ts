@@ -3,7 +3,7 @@ import type { RelayOptions } from "../../outbox/relay";
 import type { ReaperOptions } from "../../execution/reaper";
 import type { WorkerOptions } from "../../execution/worker";
 import type { OperationTypes } from "../../operation-types";
-import type { OperationsOptions } from "../../service";
+import type { OperationsOptions } from "../../service-types";
 
 /** What `OperationsModule.forRoot` / `forRootAsync` take. */
 export interface OperationsModuleOptions<
