@@ -1,0 +1,50 @@
+// Peak RSS of a worker process running compiled JavaScript, with and without the pool given to the
+// module: what a deployed worker holds, without the tsx loader every `npm run bench` process runs
+// under (about 35 MB). Not part of `npm run bench`.
+//
+//   npm run build && npx tsx bench/compiled-rss.ts [--total 100000] [--runs 3]
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { analyzeAndCheckpoint } from "./common";
+import { median } from "./stats";
+import { createDatabase, databaseUrl, dropDatabase } from "./steps";
+import { ours } from "./systems";
+
+const { values: args } = parseArgs({
+  options: { total: { type: "string", default: "100000" }, runs: { type: "string", default: "3" } },
+});
+const total = Number(args.total);
+const database = "po_bench_compiled_rss";
+const url = databaseUrl(database);
+
+async function main(): Promise<void> {
+  const results: Record<string, { peakRssMb: number; opsPerSec: number }[]> = { pool: [], nopool: [] };
+  for (let run = 1; run <= Number(args.runs); run++) {
+    for (const mode of ["pool", "nopool"]) {
+      await createDatabase(database);
+      const seeder = await ours(url);
+      await seeder.setup();
+      await seeder.submit(total / 100, 100, "bench");
+      await seeder.close();
+      await analyzeAndCheckpoint(url);
+      const line = execFileSync("node", [join(__dirname, "compiled-worker.mjs"), url, String(total), mode], {
+        encoding: "utf8",
+      });
+      const result = JSON.parse(line) as { peakRssMb: number; opsPerSec: number };
+      console.log(`run ${run} ${mode}: ${line.trim()}`);
+      results[mode]!.push(result);
+      await dropDatabase(database);
+    }
+  }
+  for (const [mode, rows] of Object.entries(results)) {
+    console.log(
+      `${mode}: peak RSS median ${median(rows.map((r) => r.peakRssMb))} MB, drain median ${median(rows.map((r) => r.opsPerSec))} ops/s`,
+    );
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
