@@ -45,8 +45,9 @@ export interface OperationsOptions<
    * its own statements to the pool directly instead of through the Prisma client — the same
    * connections, without Prisma's query pipeline around each statement, and without Prisma's query
    * compiler in a process that only runs workers. Statements inside your transactions (`{ tx }`,
-   * `ops.transaction`) still go through their transaction client. `ready()` checks once that it
-   * reaches the same database and tables as `prisma`. Without it, everything goes through `prisma`.
+   * `ops.transaction`) still go through their transaction client. A pool other than the one the
+   * adapter is built on is checked by `ready()` to reach the same tables as `prisma`. Without it,
+   * everything goes through `prisma`.
    */
   pool?: PgPool;
   /**

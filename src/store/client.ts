@@ -84,3 +84,15 @@ export function adapterSchema(client: unknown): string | undefined {
     ?._engineConfig?.adapter?.options?.schema;
   return typeof schema === "string" && schema.length > 0 ? schema : undefined;
 }
+
+/**
+ * The `pg` pool a Prisma client's PrismaPg adapter was built on (`new PrismaPg(pool)`), when it can
+ * be read from the client's internals; undefined otherwise (an adapter given a config, another
+ * adapter, or internals that changed shape).
+ */
+export function adapterPool(client: unknown): unknown {
+  return (
+    (client as { _engineConfig?: { adapter?: { externalPool?: unknown } } })?._engineConfig?.adapter
+      ?.externalPool ?? undefined
+  );
+}

@@ -3,7 +3,7 @@
 // The options that choose this are checked here, and so is that the pool and the client reach the
 // same tables.
 import { OperationsError } from "../errors";
-import { adapterSchema, type Db, type PrismaClientLike } from "./client";
+import { adapterPool, adapterSchema, type Db, type PrismaClientLike } from "./client";
 import { poolDb, type PgPool } from "./pool";
 import { Store } from "./store";
 import { tablesIn } from "./tables";
@@ -15,20 +15,11 @@ export interface ConnectionOptions {
   schema?: string;
 }
 
-interface Identity {
-  database: string;
-  operationsTable: string;
-}
-
 export class Connection {
   /** Runs the module's own statements: on the pool when there is one, else on the client. */
   readonly store: Store;
   /** The PostgreSQL schema of the module's tables (undefined: the search_path). */
   readonly schema: string | undefined;
-  /** With a pool: the database and tables it reaches, read by `probe()`. */
-  private poolIdentity: Identity | undefined;
-  /** With a pool: a transaction client was found to reach the same tables. */
-  private poolChecked = false;
 
   constructor(private readonly options: ConnectionOptions) {
     const fromAdapter = adapterSchema(options.prisma);
@@ -51,33 +42,34 @@ export class Connection {
     this.store = new Store(db, tablesIn(this.schema));
   }
 
-  /** Throws (as the database does) when the module's tables cannot be reached through the store. */
-  async probe(): Promise<void> {
-    await this.store.probe();
-    if (this.options.pool) this.poolIdentity = await this.store.identity();
-  }
-
   /**
-   * The store on a transaction client of the Prisma client, after `probe()`. With a pool, the first
-   * one also checks that the pool and the client reach the same tables, or a submit in `{ tx }` and
-   * one without would not meet. Checked here rather than in `probe()`: a process that never opens a
-   * transaction (a worker) then never sends Prisma a query, and never instantiates its query
-   * compiler. The pool's side was read by `probe()`: asking the pool for a second connection while
-   * this transaction holds one could wait forever when the pool is full of such transactions.
+   * Throws when the module's tables cannot be reached (as the database does), or when the pool
+   * reaches other tables than the client: then a submit in `{ tx }` and one without, or a worker
+   * and the app, would not meet. A pool that is the one the client's PrismaPg adapter is built on
+   * needs no look; any other is compared with one query through the client (which loads Prisma's
+   * query compiler in that process).
    */
-  async storeIn(tx: Db): Promise<Store> {
-    const store = this.store.on(tx);
-    if (this.options.pool && !this.poolChecked) {
-      const viaPool = this.poolIdentity!;
-      const viaPrisma = await store.identity();
+  async probe(): Promise<void> {
+    const { pool, prisma } = this.options;
+    if (pool && adapterPool(prisma) !== pool) {
+      const [viaPool, viaPrisma] = await Promise.all([
+        this.store.identity(),
+        this.store.on(prisma).identity(),
+      ]);
       if (viaPool.database !== viaPrisma.database || viaPool.operationsTable !== viaPrisma.operationsTable) {
+        const where = (side: typeof viaPool) =>
+          `"${side.database}" (${side.operationsTable ? `operations table oid ${side.operationsTable}` : "no operations table"})`;
         throw new OperationsError(
           "invalid_options",
-          `createOperations: \`pool\` reaches database "${viaPool.database}" (operations table oid ${viaPool.operationsTable}), but \`prisma\` reaches "${viaPrisma.database}" (oid ${viaPrisma.operationsTable}): build your PrismaPg adapter on that pool (\`new PrismaPg(pool)\`)`,
+          `createOperations: \`pool\` reaches database ${where(viaPool)}, but \`prisma\` reaches ${where(viaPrisma)}: build your PrismaPg adapter on that pool (\`new PrismaPg(pool)\`)`,
         );
       }
-      this.poolChecked = true;
     }
-    return store;
+    await this.store.probe();
+  }
+
+  /** The store on a transaction client of the Prisma client. */
+  storeIn(tx: Db): Store {
+    return this.store.on(tx);
   }
 }

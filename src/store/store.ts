@@ -186,9 +186,11 @@ export class Store {
     await this.query(reads.probe(this.tables));
   }
 
-  /** The database this store's connection reaches, and the oid of the operations table in it. */
-  async identity(): Promise<{ database: string; operationsTable: string }> {
-    return (await this.one<{ database: string; operationsTable: string }>(reads.identity(this.tables)))!;
+  /** The database this store's connection reaches, and the oid of the operations table in it (null: none). */
+  async identity(): Promise<{ database: string; operationsTable: string | null }> {
+    return (await this.one<{ database: string; operationsTable: string | null }>(
+      reads.identity(this.tables),
+    ))!;
   }
 
   async childIds(batchId: string, status?: "pending"): Promise<string[]> {

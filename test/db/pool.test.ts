@@ -3,7 +3,7 @@
 // Prisma. Proved from the outside: what reaches the client, what the pool's connections prepare,
 // that both ways read the same values, a pool on the wrong database, and a pool backend killed.
 import { z } from "zod";
-import type { Pool } from "pg";
+import { Pool } from "pg";
 import {
   createOperations,
   DatabaseUnavailableError,
@@ -213,32 +213,61 @@ describe("prepared statements on the pool", () => {
 });
 
 describe("a pool on another database than the client", () => {
-  let other: TestDatabase;
+  let migrated: TestDatabase;
+  let empty: Pool;
   beforeAll(async () => {
-    other = await createTestDatabase();
+    migrated = await createTestDatabase();
+    await db.pool.query(`CREATE DATABASE "${db.name}_empty"`);
+    empty = new Pool({ connectionString: `${db.url}_empty`, max: 2 });
   });
   afterAll(async () => {
-    await other.close();
+    await empty.end();
+    await migrated.close();
+    await db.pool.query(`DROP DATABASE IF EXISTS "${db.name}_empty" WITH (FORCE)`);
   });
 
-  it("is refused, with a typed error naming both databases, before a transaction writes anything", async () => {
+  it("is refused by the first call, a worker's start included, naming both databases, before anything is written", async () => {
     const ops = createOperations({
       prisma: db.prisma,
-      pool: other.connection.pool,
+      pool: migrated.connection.pool,
       types,
       logger: silentLogger,
     });
-    const submit = ops.transaction((tx) =>
-      ops.submitBatch({ tenantId: "t", type: "task", items: items(3) }, { tx }),
-    );
-    await expect(submit).rejects.toBeInstanceOf(OperationsError);
-    await expect(submit).rejects.toMatchObject({
+    const refused = {
       code: "invalid_options",
-      message: expect.stringContaining(`reaches database "${other.name}"`),
-    });
-    await expect(submit).rejects.toThrow(`but \`prisma\` reaches "${db.name}"`);
+      message: expect.stringContaining(`reaches database "${migrated.name}"`),
+    };
+    await expect(ops.submitBatch({ tenantId: "t", type: "task", items: items(3) })).rejects.toMatchObject(
+      refused,
+    );
+    await expect(
+      ops.transaction((tx) => ops.submitBatch({ tenantId: "t", type: "task", items: items(3) }, { tx })),
+    ).rejects.toThrow(`but \`prisma\` reaches "${db.name}"`);
+    const worker = ops.createWorker({ handlers: { task: () => undefined } });
+    await expect(worker.start()).rejects.toBeInstanceOf(OperationsError);
     expect(await countRows(db.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
-    expect(await countRows(other.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
+    expect(await countRows(migrated.pool)).toEqual({ batches: 0, operations: 0, outbox: 0 });
+  });
+
+  it("names the pool's side as having no tables, not the client's tables as missing", async () => {
+    const ops = createOperations({ prisma: db.prisma, pool: empty, types, logger: silentLogger });
+    await expect(ops.ready()).rejects.toMatchObject({
+      code: "invalid_options",
+      message: expect.stringContaining(`reaches database "${db.name}_empty" (no operations table)`),
+    });
+  });
+
+  it("a pool that is not the adapter's but reaches the same tables is checked once and accepted", async () => {
+    const { client, seen } = counting(db.prisma);
+    const ops = createOperations({
+      prisma: client,
+      pool: db.newConnection().pool,
+      types,
+      logger: silentLogger,
+    });
+    await ops.submitBatch({ tenantId: "t", type: "task", items: items(2) });
+    await ops.submitBatch({ tenantId: "t", type: "task", items: items(2) });
+    expect(seen.outside).toEqual(["$queryRaw"]); // the one look at what the client reaches
   });
 });
 

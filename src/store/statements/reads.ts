@@ -82,9 +82,9 @@ export function probe(t: Tables): Sql {
   return sql`SELECT 1 FROM ${t.operations} LIMIT 0`;
 }
 
-/** Which database, and which operations table in it, a connection reaches. */
+/** Which database, and which operations table in it (null when there is none), a connection reaches. */
 export function identity(t: Tables): Sql {
-  return sql`SELECT current_database() AS "database", ${t.operations.text}::text::regclass::oid::text AS "operationsTable"`;
+  return sql`SELECT current_database() AS "database", to_regclass(${t.operations.text}::text)::oid::text AS "operationsTable"`;
 }
 
 /** Rows running now per type and tenant, for the given types (those with concurrency limits). */
