@@ -468,7 +468,7 @@ export class OperationsService<
   private get control(): control.ControlContext {
     return {
       store: this.store,
-      transaction: (fn) => interactive(this.prisma, (tx) => fn(this.connection.storeIn(tx))),
+      transaction: (fn) => interactive(this.prisma, (tx) => fn(this.store.on(tx))),
       inline: () => this.dispatcher.inline,
       afterCommit: (events) => this.afterCommit(events),
     };
@@ -503,7 +503,7 @@ export class OperationsService<
         return await work(this.store, this.dispatcher.inline);
       }
       const collector = this.pendingDispatch.get(tx);
-      const written = await work(this.connection.storeIn(tx), collector ? this.dispatcher.inline : NO_INLINE);
+      const written = await work(this.store.on(tx), collector ? this.dispatcher.inline : NO_INLINE);
       collector?.push(...written.events);
       return written;
     } catch (error) {

@@ -1,9 +1,9 @@
-// How the module reaches the database: its own statements on the application's pool (or on its
-// Prisma client when it gives no pool), a transaction's statements on that transaction's client.
-// The options that choose this are checked here, and so is that the pool and the client reach the
-// same tables.
+// How the module reaches the database: its own statements on the application's pool, or on its
+// Prisma client when it gives no pool (a transaction's go through that transaction's client:
+// `store.on(tx)`). The options that choose this are checked here, and so is that the pool and the
+// client reach the same tables.
 import { OperationsError } from "../errors";
-import { adapterPool, adapterSchema, type Db, type PrismaClientLike } from "./client";
+import { adapterPool, adapterSchema, type PrismaClientLike } from "./client";
 import { poolDb, type PgPool } from "./pool";
 import { Store } from "./store";
 import { tablesIn } from "./tables";
@@ -66,10 +66,5 @@ export class Connection {
       }
     }
     await this.store.probe();
-  }
-
-  /** The store on a transaction client of the Prisma client. */
-  storeIn(tx: Db): Store {
-    return this.store.on(tx);
   }
 }
