@@ -9,9 +9,8 @@ import { applyMigrations, createOperations, defineOperationType, preparedStateme
 import type { DeliveredEvent, EventSubscriber } from "../src";
 import { uuidv7 } from "../src/domain/ids";
 import { PrismaClient } from "../src/generated/prisma/client";
-import { poolDb } from "../src/store/pool";
-import { Store } from "../src/store/store";
-import { tablesIn } from "../src/store/tables";
+import { Connection } from "../src/store/connection";
+import type { Store } from "../src/store/store";
 import { Counter, withClient } from "./common";
 import { CONCURRENCY, GRAPHILE_LATENCY_PRESET, GRAPHILE_PRESET, PGBOSS_THROUGHPUT } from "./settings";
 
@@ -89,7 +88,7 @@ export function ourConnection(url: string, usePool = true): OurConnection {
 
 /** A Store on the connection as the module makes one (the pool's, when there is one), for tools that time its statements. */
 export function ourStore({ client }: OurConnection): Store {
-  return new Store(client.pool ? poolDb(client.pool, { prepare: true }) : client.prisma, tablesIn());
+  return new Connection(client).store;
 }
 
 /** The in-process subscriber attached to ours: counts deliveries by topic and operation type. */
