@@ -468,7 +468,8 @@ describe("task backends", () => {
     ).rejects.toThrow("rolled back");
     await ops.submitOperation({ tenantId: "t", type: "email.send", payload: { to: "a@b.co", subject: "s" } });
     await waitFor("the wake-up notification", () => notes.length > 0);
-    expect(notes).toEqual(["prisma_operations_wake:email.send"]); // only the committed one
+    // Only the committed one, naming its queue (type, tenant).
+    expect(notes).toEqual([`prisma_operations_wake:["email.send", "t"]`]);
     await listener.end();
   });
 });

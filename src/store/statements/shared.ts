@@ -14,6 +14,32 @@ export const CANCEL_CHANNEL = "prisma_operations_cancel";
  */
 export const WAKE_CHANNEL = "prisma_operations_wake";
 
+/**
+ * A wake-up's payload, the queue with new work: `["<type>", "<tenantId>"]` as JSON (type and tenant
+ * are at most 255 characters, far below NOTIFY's 8,000 bytes). One per queue a statement filled:
+ * PostgreSQL folds identical notifications of a transaction into one.
+ */
+export function wakeQueue(type: Sql, tenantId: Sql): Sql {
+  return sql`pg_notify(${WAKE_CHANNEL}, json_build_array(${type}, ${tenantId})::text)`;
+}
+
+/** The queue a wake-up names, or undefined for a payload this version does not write. */
+export function parseWakePayload(payload: string): { type: string; tenantId: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(payload);
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === "string" &&
+      typeof value[1] === "string"
+    )
+      return { type: value[0], tenantId: value[1] };
+  } catch {
+    // not JSON: an older version's bare type name
+  }
+  return undefined;
+}
+
 export const TERMINAL = raw(`('completed', 'failed', 'cancelled')`);
 
 export function milliseconds(ms: number): Sql {

@@ -3,7 +3,7 @@
 import type { BatchPlan, OperationPlan } from "../../submit/plan";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline } from "./outbox";
-import { sql, WAKE_CHANNEL, type Sql } from "./shared";
+import { raw, sql, wakeQueue, type Sql } from "./shared";
 
 /** What a submit statement returns: the inserted row (null when the idempotency key was taken) and its events. */
 export interface InsertedRow {
@@ -45,7 +45,7 @@ export function insertBatch(t: Tables, batch: BatchPlan, inline: Inline): Sql {
     SELECT (SELECT row_to_json(p) FROM parent p) AS "inserted",
            ${WRITTEN_EVENTS} AS "events",
            (SELECT count(*) FROM children)::int AS "children",
-           (SELECT count(pg_notify(${WAKE_CHANNEL}, p.type)) FROM parent p)::int AS "woke"`;
+           (SELECT count(${wakeQueue(raw("p.type"), raw("p.tenant_id"))}) FROM parent p)::int AS "woke"`;
 }
 
 /** A standalone operation and its `operation.submitted` event in one statement; idempotent as above. */
@@ -70,5 +70,5 @@ export function insertOperation(t: Tables, operation: OperationPlan, inline: Inl
       inline,
     )}
     SELECT (SELECT row_to_json(o) FROM inserted o) AS "inserted", ${WRITTEN_EVENTS} AS "events",
-           (SELECT count(pg_notify(${WAKE_CHANNEL}, o.type)) FROM inserted o)::int AS "woke"`;
+           (SELECT count(${wakeQueue(raw("o.type"), raw("o.tenant_id"))}) FROM inserted o)::int AS "woke"`;
 }

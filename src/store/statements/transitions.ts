@@ -8,16 +8,7 @@
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
-import {
-  CANCEL_CHANNEL,
-  lockedById,
-  milliseconds,
-  raw,
-  sql,
-  TERMINAL,
-  WAKE_CHANNEL,
-  type Sql,
-} from "./shared";
+import { CANCEL_CHANNEL, lockedById, milliseconds, raw, sql, TERMINAL, wakeQueue, type Sql } from "./shared";
 
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
@@ -180,8 +171,8 @@ function transition(
   options: { canFail: boolean; wake?: boolean },
 ): Sql {
   const woke = options.wake
-    ? sql`, (SELECT count(pg_notify(${WAKE_CHANNEL}, type))
-             FROM (SELECT DISTINCT type FROM changed WHERE status = 'pending') w)::int AS "woke"`
+    ? sql`, (SELECT count(${wakeQueue(raw("type"), raw("tenant_id"))})
+             FROM (SELECT DISTINCT type, tenant_id FROM changed WHERE status = 'pending') w)::int AS "woke"`
     : sql``;
   return sql`
     WITH changed AS (${move(t, changed)}),
