@@ -3,11 +3,15 @@
 // matters as much, so a fair worker keeps the rows per queue here too and starts them round-robin
 // (deficit round-robin, weighted like the claim): a small tenant's row claimed behind 400 of a big
 // tenant's starts at the next free slot, not after them. Each queue keeps its claim order.
-import type { ClaimedRow } from "../store/statements/claims";
+import type { ClaimedRow, QueueKey } from "../store/statements/claims";
+
+export const keyOf = (queue: QueueKey) => `${queue.type}\u0000${queue.tenantId}`;
 
 export interface LocalQueue {
   readonly length: number;
   push(rows: readonly ClaimedRow[]): void;
+  /** Whether rows of this (type, tenant) queue wait here. */
+  holds(queue: QueueKey): boolean;
   /** The next row to start, or undefined when empty. */
   shift(): ClaimedRow | undefined;
   /** Takes every row out (at stop: they are handed back). */
@@ -30,6 +34,10 @@ class FifoQueue implements LocalQueue {
 
   push(rows: readonly ClaimedRow[]): void {
     this.rows.push(...rows);
+  }
+
+  holds(queue: QueueKey): boolean {
+    return this.rows.some((row) => row.type === queue.type && row.tenantId === queue.tenantId);
   }
 
   shift(): ClaimedRow | undefined {
@@ -58,7 +66,7 @@ class RoundRobinQueue implements LocalQueue {
 
   push(rows: readonly ClaimedRow[]): void {
     for (const row of rows) {
-      const key = `${row.type}\u0000${row.tenantId}`;
+      const key = keyOf(row);
       let queue = this.queues.get(key);
       if (!queue) {
         queue = [];
@@ -69,6 +77,10 @@ class RoundRobinQueue implements LocalQueue {
       queue.push(row);
       this.count++;
     }
+  }
+
+  holds(queue: QueueKey): boolean {
+    return this.queues.has(keyOf(queue));
   }
 
   shift(): ClaimedRow | undefined {

@@ -9,7 +9,7 @@ import { OperationsError } from "../errors";
 import type { Logger } from "../logger";
 import type { ClaimedRow } from "../store/statements/claims";
 import type { Inline, WrittenEvent } from "../store/statements/outbox";
-import { CANCEL_CHANNEL, WAKE_CHANNEL } from "../store/statements/shared";
+import { CANCEL_CHANNEL, parseWakePayload, WAKE_CHANNEL } from "../store/statements/shared";
 import type { Store } from "../store/store";
 import { Completer, type Recorded } from "./completer";
 import { executeHandler, HANDED_BACK, type ExecutionConfig } from "./executor";
@@ -191,7 +191,7 @@ export class Worker {
         config: options.listen,
         channels: [WAKE_CHANNEL, CANCEL_CHANNEL],
         onNotification: (channel, payload) => {
-          if (channel === WAKE_CHANNEL) this.producer.wake();
+          if (channel === WAKE_CHANNEL) this.producer.wake(parseWakePayload(payload));
           else
             for (const held of this.held.values())
               if (held.row.id === payload) held.controller.abort(new OperationCancelled());

@@ -221,6 +221,18 @@ export class Store {
     );
   }
 
+  async claimAnnounced(
+    queues: readonly claims.QueueKey[],
+    perQueue: number,
+    workerId: string,
+    leaseMs: number,
+  ): Promise<ClaimedRow[]> {
+    if (queues.length === 0 || perQueue <= 0) return [];
+    return this.query<ClaimedRow>(
+      prepared(claims.claimAnnounced(this.tables, queues, perQueue, workerId, leaseMs)),
+    );
+  }
+
   async claimById(ids: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedRow[]> {
     if (ids.length === 0) return [];
     return this.query<ClaimedRow>(prepared(claims.claimById(this.tables, ids, workerId, leaseMs)));

@@ -15,6 +15,7 @@ export interface Tables {
   readonly deliveries: Sql;
   readonly workers: Sql;
   readonly pickClaimable: Sql;
+  readonly pickAnnounced: Sql;
   readonly pickDueDeliveries: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
@@ -51,6 +52,7 @@ export function tablesIn(schema?: string): Tables {
     deliveries: name("operation_deliveries"),
     workers: name("operation_workers"),
     pickClaimable: name("operations_pick_claimable"),
+    pickAnnounced: name("operations_pick_announced"),
     pickDueDeliveries: name("operation_deliveries_pick_due"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),

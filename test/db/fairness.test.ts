@@ -104,38 +104,47 @@ describe("which due rows a claim takes", () => {
 });
 
 describe("a worker's buffer", () => {
-  it("takes a new tenant's rows when notified even while full of another's, and runs them next", async () => {
-    const ops = service();
-    await ops.submitBatch({ tenantId: "A", type: "task", items: items(100) });
+  /** A worker whose handlers for A block until released; every start recorded by tenant. */
+  function blockedOnA(
+    options: { concurrency: number; prefetch: number },
+    logger = silentLogger,
+    connection = db.connection,
+  ) {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const starts: string[] = [];
-    const worker = ops.createWorker({
+    const worker = createOperations({ ...connection, types, logger }).createWorker({
       handlers: {
         task: async (_payload, { tenantId }) => {
           starts.push(tenantId);
           if (tenantId === "A") await gate;
         },
       },
-      concurrency: 4,
-      prefetch: 20,
+      ...options,
       pollIntervalMs: 60_000, // only a notification can make it claim again
       listen: { connectionString: db.url },
     });
-    const processing = async (tenantId: string) =>
-      Number(
-        (
-          await db.pool.query(
-            `SELECT count(*) AS n FROM operations WHERE tenant_id = $1 AND status = 'processing'`,
-            [tenantId],
-          )
-        ).rows[0].n,
-      );
+    return { worker, starts, release: () => release() };
+  }
+  const processing = async (tenantId: string) =>
+    Number(
+      (
+        await db.pool.query(
+          `SELECT count(*) AS n FROM operations WHERE tenant_id = $1 AND status = 'processing'`,
+          [tenantId],
+        )
+      ).rows[0].n,
+    );
+
+  it("takes a new tenant's rows when notified even while full of another's, and runs them next", async () => {
+    const ops = service();
+    await ops.submitBatch({ tenantId: "A", type: "task", items: items(100) });
+    const { worker, starts, release } = blockedOnA({ concurrency: 4, prefetch: 20 });
     await worker.start();
     try {
       // Four of A's rows run (blocked) and twenty wait in the buffer: it is full.
       await waitFor("A's rows to fill the buffer", async () => (await processing("A")) === 24, 5_000);
-      // The claim this notification allows (up to a round of slots, 4) is shared: 2 for B, 2 for A.
+      // The notification names B's queue: B's rows are claimed on their own, past the full buffer.
       await ops.submitBatch({ tenantId: "B", type: "task", items: items(2) });
       await waitFor(
         "B's rows claimed while the buffer is full",
@@ -143,14 +152,64 @@ describe("a worker's buffer", () => {
         5_000,
       );
       expect(starts).toEqual(["A", "A", "A", "A"]);
-      expect(await processing("A")).toBe(26); // the claim went past the full buffer by one round of slots, no more
+      expect(await processing("A")).toBe(24); // none of A's came with them
       release();
       await waitFor("B's rows to start", () => starts.filter((t) => t === "B").length === 2, 5_000);
-      // Served in turn with A's 22 buffered rows, not after them.
+      // Served in turn with A's 20 buffered rows, not after them.
       expect(starts.slice(4, 9).filter((t) => t === "B")).toHaveLength(2);
     } finally {
       release();
       await worker.stop();
+    }
+  });
+
+  it("a new tenant's batch comes in one claim of its own, not a share of a claim with the busy tenant", async () => {
+    const ops = service();
+    await ops.submitBatch({ tenantId: "A", type: "task", items: items(200) });
+    const { worker, release } = blockedOnA({ concurrency: 16, prefetch: 40 });
+    await worker.start();
+    try {
+      await waitFor("A's rows to fill the buffer", async () => (await processing("A")) === 56, 5_000);
+      // A claim shared with A (16 rows: 8 each) would leave two of B's ten behind until a slot frees.
+      await ops.submitBatch({ tenantId: "B", type: "task", items: items(10) });
+      await waitFor("all of B's rows claimed", async () => (await processing("B")) === 10, 5_000);
+      expect(await processing("A")).toBe(56);
+    } finally {
+      release();
+      await worker.stop();
+    }
+  });
+
+  it("without the announced claim's function (a migration not applied), the regular claims take the rows", async () => {
+    const ops = service();
+    await db.pool.query(
+      `ALTER FUNCTION operations_pick_announced(text[], text[], integer) RENAME TO pick_announced_away`,
+    );
+    const errors: string[] = [];
+    const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
+    try {
+      await ops.submitBatch({ tenantId: "A", type: "task", items: items(30) });
+      const { worker, starts, release } = blockedOnA(
+        { concurrency: 2, prefetch: 5 },
+        logger,
+        db.newConnection(), // no statement prepared before the rename
+      );
+      await worker.start();
+      try {
+        await waitFor("A's rows to fill the buffer", async () => (await processing("A")) === 7, 5_000);
+        await ops.submitBatch({ tenantId: "B", type: "task", items: items(3) });
+        await waitFor("the announced claim to fail", () => errors.length > 0, 5_000);
+        expect(errors[0]).toMatch(/announced/);
+        release();
+        await waitFor("B's rows to run", () => starts.filter((t) => t === "B").length === 3, 5_000);
+      } finally {
+        release();
+        await worker.stop();
+      }
+    } finally {
+      await db.pool.query(
+        `ALTER FUNCTION pick_announced_away(text[], text[], integer) RENAME TO operations_pick_announced`,
+      );
     }
   });
 });
@@ -199,6 +258,8 @@ describe("concurrency limits", () => {
     const ops = service();
     for (const tenantId of ["A", "B", "C"])
       await ops.submitBatch({ tenantId, type: "limited", items: items(40) });
+    // And new tenants' work announced while the workers are busy (a notification's claim must count too).
+    const later = ["D", "E", "F", "G"];
     const workers: WorkerProcess[] = Array.from({ length: 8 }, (_, i) =>
       spawnWorker({ WORKER_DATABASE_URL: db.url, WORKER_ID: `w${i}`, WORKER_CONCURRENCY: "4" }),
     );
@@ -222,13 +283,23 @@ describe("concurrency limits", () => {
     })();
     try {
       await Promise.all(workers.map((worker) => worker.ready));
+      for (const tenantId of later) {
+        await waitFor("a slot taken", async () => {
+          const { rows } = await db.pool.query(
+            `SELECT count(*)::int AS n FROM operations WHERE type = 'limited' AND status = 'processing'`,
+          );
+          return rows[0].n > 0;
+        });
+        await ops.submitBatch({ tenantId, type: "limited", items: items(10) });
+      }
+      const total = 120 + later.length * 10;
       await waitFor(
-        "all 120 to complete",
+        `all ${total} to complete`,
         async () => {
           const { rows } = await db.pool.query(
             `SELECT count(*)::int AS n FROM operations WHERE type = 'limited' AND status = 'completed'`,
           );
-          return rows[0].n === 120;
+          return rows[0].n === total;
         },
         60_000,
       );

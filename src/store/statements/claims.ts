@@ -85,6 +85,33 @@ export function claimDue(
   );
 }
 
+/** A (type, tenant) queue: the rows of one type of one tenant, claimed oldest first. */
+export interface QueueKey {
+  type: string;
+  tenantId: string;
+}
+
+/**
+ * Up to `perQueue` due rows of each of `queues`, oldest first (see operations_pick_announced in
+ * the migrations): the claim for queues a submit has just announced. Not for a type with
+ * concurrency limits, whose claims must count what runs (claimDue).
+ */
+export function claimAnnounced(
+  t: Tables,
+  queues: readonly QueueKey[],
+  perQueue: number,
+  workerId: string,
+  leaseMs: number,
+): Sql {
+  return claim(
+    t,
+    sql`SELECT picked_id, pick_order FROM ${t.pickAnnounced}(${queues.map((q) => q.type)}::text[],
+          ${queues.map((q) => q.tenantId)}::text[], ${perQueue}::int)`,
+    workerId,
+    leaseMs,
+  );
+}
+
 /** Claims the named operations that are still pending, whatever their run_at (the sync backend). */
 export function claimById(t: Tables, ids: readonly string[], workerId: string, leaseMs: number): Sql {
   return claim(
