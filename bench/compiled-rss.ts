@@ -22,10 +22,13 @@ const database = "po_bench_compiled_rss";
 const url = databaseUrl(database);
 
 async function main(): Promise<void> {
-  const modes = { pool: [], nopool: [], "pool --max-semi-space-size=4": [] };
-  const results: Record<string, { peakRssMb: number; opsPerSec: number }[]> = modes;
+  const results: Record<string, { peakRssMb: number; opsPerSec: number }[]> = {
+    pool: [],
+    nopool: [],
+    "pool --max-semi-space-size=4": [],
+  };
   for (let run = 1; run <= Number(args.runs); run++) {
-    for (const mode of Object.keys(modes)) {
+    for (const mode of Object.keys(results)) {
       await createDatabase(database);
       const seeder = await ours(url);
       await seeder.setup();

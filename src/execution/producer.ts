@@ -158,8 +158,9 @@ export class Producer {
       }
       const taken = queues.slice(0, room);
       const perQueue = Math.max(1, Math.min(concurrency, Math.floor(room / taken.length)));
+      const asked = taken.length * perQueue; // at most this many rows come back
       let rows: ClaimedRow[];
-      this.claiming += room;
+      this.claiming += asked;
       try {
         rows = await this.store.claimAnnounced(taken, perQueue, workerId, leaseMs);
       } catch (error) {
@@ -169,7 +170,7 @@ export class Producer {
         this.wakeRegular();
         continue;
       } finally {
-        this.claiming -= room;
+        this.claiming -= asked;
       }
       this.onClaimed(rows);
       this.queue.push(rows);
@@ -282,9 +283,10 @@ export class Producer {
 function filledShare(rows: readonly ClaimedRow[], perQueue: number): boolean {
   const counts = new Map<string, number>();
   for (const row of rows) {
-    const count = (counts.get(keyOf(row)) ?? 0) + 1;
+    const key = keyOf(row);
+    const count = (counts.get(key) ?? 0) + 1;
     if (count >= perQueue) return true;
-    counts.set(keyOf(row), count);
+    counts.set(key, count);
   }
   return false;
 }
