@@ -9,6 +9,7 @@ import type { WrittenEvent } from "../store/statements/outbox";
 import type { Inline } from "../store/statements/outbox";
 import type { Store } from "../store/store";
 import { executeHandler, toFinish, type ExecutionConfig } from "./executor";
+import { LazyAbortController } from "./lazy-abort";
 
 /**
  * Events after which there is work to run. A batch retry is covered by the `operation.retried`
@@ -45,7 +46,7 @@ export function syncRunner(
         const claimed = await store.claimById(ids, workerId, leaseMs);
         if (claimed.length === 0) break;
         for (const row of claimed) {
-          const outcome = await executeHandler(config, row, new AbortController().signal);
+          const outcome = await executeHandler(config, row, new LazyAbortController());
           if (outcome.kind === "snoozed") ids = ids.filter((id) => id !== row.id);
           const transition = await store.finishOperations(
             [{ id: row.id, lockToken: row.lockToken, finish: toFinish(outcome) }],

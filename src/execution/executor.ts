@@ -13,6 +13,7 @@ import type { OperationTypes } from "../operation-types";
 import type { ClaimedRow } from "../store/statements/claims";
 import type { Finish } from "../store/statements/transitions";
 import { WorkerShutdown, type Handlers, type OperationHandler } from "./handlers";
+import type { LazyAbortController } from "./lazy-abort";
 
 export interface ExecutionConfig {
   types: OperationTypes;
@@ -30,13 +31,17 @@ function failNow(row: ClaimedRow, message: string): HandlerOutcome {
   return { kind: "failed", error: storedError(new NonRetryableError(message), false, row.attempts) };
 }
 
-/** Resolves with the handler's result, or rejects with HandlerTimeoutError after `timeoutMs`. */
+/**
+ * Resolves with the handler's result, or rejects with HandlerTimeoutError after `timeoutMs`.
+ * `run` gets the handler's signal as a function, so that it is made only if the handler reads it.
+ */
 function withTimeout<R>(
-  run: (signal: AbortSignal) => Promise<R>,
-  outer: AbortSignal,
+  run: (signal: () => AbortSignal) => Promise<R>,
+  stop: LazyAbortController,
   timeoutMs?: number,
 ): Promise<R> {
-  if (!timeoutMs) return run(outer);
+  if (!timeoutMs) return run(() => stop.signal);
+  const outer = stop.signal;
   const controller = new AbortController();
   const forward = () => controller.abort(outer.reason);
   if (outer.aborted) forward();
@@ -49,7 +54,7 @@ function withTimeout<R>(
       reject(error);
     }, timeoutMs);
   });
-  return Promise.race([run(controller.signal), timeout]).finally(() => {
+  return Promise.race([run(() => controller.signal), timeout]).finally(() => {
     clearTimeout(timer);
     outer.removeEventListener("abort", forward);
   });
@@ -64,9 +69,9 @@ function withTimeout<R>(
 export async function executeHandler(
   config: ExecutionConfig,
   row: ClaimedRow,
-  signal: AbortSignal,
+  stop: LazyAbortController,
 ): Promise<HandlerOutcome> {
-  if (signal.aborted) return HANDED_BACK;
+  if (stop.aborted) return HANDED_BACK;
   const type = config.types[row.type];
   const handler = config.handlers[row.type] as OperationHandler<never> | undefined;
   if (!type || !handler)
@@ -77,7 +82,7 @@ export async function executeHandler(
   let result: unknown;
   try {
     result = await withTimeout(
-      async (handlerSignal) =>
+      async (handlerSignal: () => AbortSignal) =>
         handler(payload.data as never, {
           operationId: row.id,
           batchId: row.batchId,
@@ -85,14 +90,16 @@ export async function executeHandler(
           type: row.type,
           attempt: row.attempts,
           maxAttempts: row.maxAttempts,
-          signal: handlerSignal,
+          get signal() {
+            return handlerSignal();
+          },
         }),
-      signal,
+      stop,
       type.timeoutMs,
     );
   } catch (error) {
     // Stopped by our own shutdown: hand the row back without using its attempt.
-    if (signal.aborted && signal.reason instanceof WorkerShutdown) return HANDED_BACK;
+    if (stop.aborted && stop.reason instanceof WorkerShutdown) return HANDED_BACK;
     return outcomeOfError(error, row.attempts, row.maxAttempts, type.retryBackoff ?? config.retryBackoff);
   }
   const stored = result === undefined ? null : result;

@@ -14,6 +14,7 @@ import type { Store } from "../store/store";
 import { Completer, type Recorded } from "./completer";
 import { executeHandler, HANDED_BACK, type ExecutionConfig } from "./executor";
 import { LeaseLost, OperationCancelled, WorkerShutdown } from "./handlers";
+import { LazyAbortController } from "./lazy-abort";
 import { LeaseKeeper } from "./leases";
 import { Listener } from "./listener";
 import { WorkerPresence } from "./presence";
@@ -76,7 +77,7 @@ export interface WorkerDeps {
 /** A claim this worker holds, from claim until its outcome is recorded. */
 interface Held {
   row: ClaimedRow;
-  controller: AbortController;
+  controller: LazyAbortController;
 }
 
 export interface WorkerStats {
@@ -244,13 +245,13 @@ export class Worker {
 
   private claimed(rows: readonly ClaimedRow[]): void {
     this.stats.claimed += rows.length;
-    for (const row of rows) this.held.set(row.lockToken, { row, controller: new AbortController() });
+    for (const row of rows) this.held.set(row.lockToken, { row, controller: new LazyAbortController() });
   }
 
   /** Runs a row's handler; resolves when its slot is free, while its outcome is being recorded. */
   private async run(row: ClaimedRow): Promise<void> {
     const held = this.held.get(row.lockToken)!;
-    const outcome = await executeHandler(this.deps.execution, row, held.controller.signal);
+    const outcome = await executeHandler(this.deps.execution, row, held.controller);
     void this.finish(row, outcome);
   }
 
