@@ -11,11 +11,10 @@
 // processes (all of them: backends, WAL writer, checkpointer) and the worker processes, over the
 // timed drain only.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { analyzeAndCheckpoint, sleep, withClient } from "./common";
+import { analyzeAndCheckpoint, cpuSeconds, postgresCpuSeconds, sleep, withClient } from "./common";
 import { createDatabase, databaseUrl, dropDatabase, step } from "./steps";
 import { median, round } from "./stats";
 
@@ -30,27 +29,6 @@ const total = Number(args.total);
 const runs = Number(args.runs);
 const DATABASE = "po_bench_capacity";
 
-/** CPU seconds (user + system) of the processes whose pids `which` accepts. */
-function cpuSeconds(which: (pid: number, command: string) => boolean): number {
-  let ticks = 0;
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue; // gone meanwhile
-    }
-    const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    if (!which(pid, command)) continue;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-  }
-  return ticks / 100; // USER_HZ
-}
-
-const postgresCpu = () => cpuSeconds((_, command) => command === "postgres");
 
 function startWorker(url: string): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "capacity-worker.ts")], {
@@ -76,7 +54,7 @@ async function drain(
     await Promise.all(workers.map((worker) => worker.ready));
     const pids = new Set(workers.map((worker) => worker.child.pid!));
     const workerCpu = () => cpuSeconds((pid) => pids.has(pid));
-    const pgBefore = postgresCpu();
+    const pgBefore = postgresCpuSeconds();
     const workersBefore = workerCpu();
     const started = performance.now();
     for (const worker of workers) worker.child.stdin!.write("go\n");
@@ -90,7 +68,7 @@ async function drain(
       }
     });
     const seconds = (performance.now() - started) / 1000;
-    const pgSeconds = postgresCpu() - pgBefore;
+    const pgSeconds = postgresCpuSeconds() - pgBefore;
     const workerSeconds = workerCpu() - workersBefore;
     await Promise.all(
       workers.map(

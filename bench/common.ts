@@ -1,4 +1,5 @@
 // Helpers every system and scenario shares: the database admin calls, counting to a target, RSS.
+import { readdirSync, readFileSync } from "node:fs";
 import { Client } from "pg";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -112,3 +113,30 @@ export function instrument(
     },
   };
 }
+
+/** CPU seconds (user + system) of the processes whose pids `which` accepts. */
+export function cpuSeconds(which: (pid: number, command: string) => boolean): number {
+  let ticks = 0;
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    if (!which(pid, command)) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/**
+ * CPU seconds used so far by this host's PostgreSQL processes: every backend and background
+ * process, of every database (0 when the server runs elsewhere). A backend that exits takes its
+ * time with it.
+ */
+export const postgresCpuSeconds = () => cpuSeconds((_, command) => command === "postgres");

@@ -1,25 +1,28 @@
 // Where our drain spends its time: not part of `npm run bench`, a tool for whoever optimises it.
 //
 //   npx tsx bench/profile-drain.ts [--total 20000] [--no-pool] [--worker '{"batchSize":100}'] [--pgss]
-//     [--explain] [--keep]
+//     [--explain] [--keep] [--system graphile]
 //
 // On a database of its own (DATABASE_URL names the server; default 127.0.0.1:5432): seeds `total`
 // operations through the API, warms up, ANALYZEs, then drains them with ours and prints, per Store
 // method, the calls per operation and their time as the worker saw it, the size of each group
-// commit, and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
+// commit, the CPU time of the worker and of the PostgreSQL processes (when the server runs on this
+// host), and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
 // database ran, by total time. --explain prints EXPLAIN (ANALYZE, BUFFERS) of one claim and one
 // group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
-// (open it in Chrome DevTools) and prints the self time by where the code comes from.
+// (open it in Chrome DevTools) and prints the self time by where the code comes from. --system runs
+// another system of the bench (systems.ts: graphile, pgboss, raw, …) the same way, for its CPU
+// times beside ours; the Store and EXPLAIN parts are ours only.
 import { parseArgs } from "node:util";
 import { Client } from "pg";
 import { claimDue } from "../src/store/statements/claims";
 import { finishOperations } from "../src/store/statements/transitions";
 import { Store } from "../src/store/store";
 import { tablesIn } from "../src/store/tables";
-import { analyzeAndCheckpoint, instrument, RssSampler, withClient } from "./common";
+import { analyzeAndCheckpoint, instrument, postgresCpuSeconds, RssSampler, withClient } from "./common";
 import { median, percentile, round } from "./stats";
 import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./steps";
-import { ours } from "./systems";
+import { FACTORIES, ours } from "./systems";
 import { withCpuProfile } from "./cpu-profile";
 
 const { values: args } = parseArgs({
@@ -31,6 +34,7 @@ const { values: args } = parseArgs({
     explain: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     cpuprofile: { type: "string" },
+    system: { type: "string", default: "ours" },
   },
 });
 const total = Number(args.total);
@@ -71,7 +75,9 @@ async function explain(client: Client, label: string, statement: { sql: string; 
 
 async function main(): Promise<void> {
   await createDatabase(database);
-  const system = await ours(url, !args["no-pool"]);
+  const factory = FACTORIES[args.system];
+  if (!factory) throw new Error(`--system ${args.system}: not one of ${Object.keys(FACTORIES).join(", ")}`);
+  const system = args.system === "ours" ? await ours(url, !args["no-pool"]) : await factory(url);
   await system.setup();
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
   await system.submit(total / 100, 100, "bench");
@@ -79,7 +85,7 @@ async function main(): Promise<void> {
   await system.drain(1000, "warm");
   await analyzeAndCheckpoint(url);
 
-  if (args.explain) {
+  if (args.explain && args.system === "ours") {
     await withClient(url, async (client) => {
       const tables = tablesIn();
       const batchSize = Number(JSON.parse(args.worker ?? "{}").batchSize ?? 100);
@@ -125,10 +131,12 @@ async function main(): Promise<void> {
   };
   const rss = new RssSampler().start();
   const cpu = process.cpuUsage();
+  const databaseCpuBefore = postgresCpuSeconds();
   const result = await withCpuProfile(args.cpuprofile, "the timed drain", 200, () =>
     system.drain(total, "bench"),
   );
   const cpuMs = process.cpuUsage(cpu);
+  const databaseCpuAfter = postgresCpuSeconds();
   const peakRss = rss.stop();
   await system.verifyDrained(total, "bench");
   probe.restore();
@@ -138,6 +146,13 @@ async function main(): Promise<void> {
       `all recorded at ${round(result.ms, 0)} ms; worker process CPU ${round((cpuMs.user + cpuMs.system) / 1000, 0)} ms ` +
       `(${round((cpuMs.user + cpuMs.system) / 1000 / total, 3)} ms per op); peak RSS ${round(peakRss, 0)} MB`,
   );
+  const databaseMs = (databaseCpuAfter - databaseCpuBefore) * 1000;
+  if (databaseMs > 0) {
+    console.log(
+      `PostgreSQL processes on this host meanwhile: CPU ${round(databaseMs, 0)} ms ` +
+        `(${round(databaseMs / total, 3)} ms per op; from /proc, every database of the server)`,
+    );
+  }
   console.log(
     "\nStore calls during the timed drain (time as the worker saw it: pool wait + round trip + execution):",
   );
