@@ -29,7 +29,6 @@ const total = Number(args.total);
 const runs = Number(args.runs);
 const DATABASE = "po_bench_capacity";
 
-
 function startWorker(url: string): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "capacity-worker.ts")], {
     env: { ...process.env, BENCH_URL: url },
