@@ -49,13 +49,14 @@ export function summarizeProfile(profile: CpuProfile, what: string, intervalUs: 
     // (an idle thread sleeps between samples: all of an idle gap is idle)
     const idle = node.callFrame.functionName === "(idle)";
     const onCpu = idle ? gap : Math.min(gap, (ON_CPU_INTERVALS * intervalUs) / 1000);
-    offCpuMs += gap - onCpu;
+    const offCpu = gap - onCpu;
+    offCpuMs += offCpu;
     const where = origin(node.callFrame.url, node.callFrame.functionName);
     byOrigin.set(where, (byOrigin.get(where) ?? 0) + onCpu);
     const fn = `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.replace(/^.*\/(node_modules|work\/main)\//, "")}`;
     const time = byFunction.get(fn) ?? { onCpu: 0, offCpu: 0 };
     time.onCpu += onCpu;
-    time.offCpu += gap - onCpu;
+    time.offCpu += offCpu;
     byFunction.set(fn, time);
   });
   const totalMs = [...byOrigin.values()].reduce((a, b) => a + b, 0);

@@ -22,7 +22,7 @@ import { tablesIn } from "../src/store/tables";
 import { analyzeAndCheckpoint, instrument, postgresCpuSeconds, RssSampler, withClient } from "./common";
 import { median, percentile, round } from "./stats";
 import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./steps";
-import { FACTORIES, ours } from "./systems";
+import { FACTORIES } from "./systems";
 import { withCpuProfile } from "./cpu-profile";
 
 const { values: args } = parseArgs({
@@ -38,6 +38,9 @@ const { values: args } = parseArgs({
   },
 });
 const total = Number(args.total);
+/** --no-pool is ours without the pool (systems.ts: oursNoPool). */
+const systemName = args["no-pool"] ? "oursNoPool" : args.system;
+const isOurs = systemName === "ours" || systemName === "oursNoPool";
 const database = "po_bench_profile";
 const url = databaseUrl(database);
 if (args.worker) process.env.BENCH_OURS_WORKER = args.worker;
@@ -75,9 +78,9 @@ async function explain(client: Client, label: string, statement: { sql: string; 
 
 async function main(): Promise<void> {
   await createDatabase(database);
-  const factory = FACTORIES[args.system];
-  if (!factory) throw new Error(`--system ${args.system}: not one of ${Object.keys(FACTORIES).join(", ")}`);
-  const system = args.system === "ours" ? await ours(url, !args["no-pool"]) : await factory(url);
+  const factory = FACTORIES[systemName];
+  if (!factory) throw new Error(`--system ${systemName}: not one of ${Object.keys(FACTORIES).join(", ")}`);
+  const system = await factory(url);
   await system.setup();
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
   await system.submit(total / 100, 100, "bench");
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   await system.drain(1000, "warm");
   await analyzeAndCheckpoint(url);
 
-  if (args.explain && args.system === "ours") {
+  if (args.explain && isOurs) {
     await withClient(url, async (client) => {
       const tables = tablesIn();
       const batchSize = Number(JSON.parse(args.worker ?? "{}").batchSize ?? 100);

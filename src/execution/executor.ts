@@ -82,7 +82,7 @@ export async function executeHandler(
   let result: unknown;
   try {
     result = await withTimeout(
-      async (handlerSignal: () => AbortSignal) =>
+      async (handlerSignal) =>
         handler(payload.data as never, {
           operationId: row.id,
           batchId: row.batchId,
