@@ -73,9 +73,9 @@ describe.each([false, true])("with generic plans %s", (generic) => {
         await explain(client, finishOperations(tables, outcomes, NO_INLINE), { generic }),
       );
       expect(scans).toContainEqual({ index: "operations_pkey", loops: 500 });
-      expect(scans.filter((scan) => !(scan.index === "operations_pkey" || (scan.loops ?? 0) <= 1))).toEqual(
-        [],
-      );
+      // Not even one pass over the table: the outcomes' tokens must not become a join key (a hash
+      // join on lock_token read all 21,000 rows of the bench's table for each group commit).
+      expect(scans.filter((scan) => scan.index !== "operations_pkey")).toEqual([]);
     } finally {
       client.release();
     }

@@ -285,7 +285,9 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
       where: sql`c.lock_token = u.token`,
       from: ["processing"],
       carry: sql`, u.token, u.target, u.result, u.error, u.delay_s, u.refund`,
-      guard: sql`o.lock_token = p.token`,
+      // Not `=`: with the pick's `c.lock_token = u.token` that would make the tokens one equivalence
+      // class, and a custom plan then hash-joined the outcomes to a full scan of the table on it.
+      guard: sql`o.lock_token IS NOT DISTINCT FROM p.token`,
       prelock: failing.length
         ? unfinishedOfFailFastBatches(t, sql`f.id = ANY(${failing}::uuid[])`)
         : undefined,
