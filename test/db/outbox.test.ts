@@ -166,6 +166,37 @@ describe("the outbox relay", () => {
     expect(relayed).toEqual([]);
   });
 
+  it("records a pass's deliveries together while it delivers, not one statement each", async () => {
+    const delivered: number[] = [];
+    const ops = service({
+      name: "recorder",
+      deliver: (event) => {
+        const n = (event.payload as { n: number }).n;
+        if (n === 60) throw new Error("rejected");
+        delivered.push(n);
+      },
+    });
+    await ops.ready();
+    await writeEvents(100);
+    expect(await ops.createRelay({ batchSize: 100 }).runOnce()).toEqual({
+      claimed: 100,
+      delivered: 99,
+      failed: 1,
+    });
+    expect(delivered).toEqual([...Array(100).keys()].filter((n) => n !== 60)); // in order
+    // Every outcome is recorded when the pass returns. Each mark statement stamps its rows with its
+    // own transaction's now(): a statement per delivery would give dozens of distinct stamps.
+    const { rows } = await db.pool.query(
+      `SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL)::int AS marked,
+              count(DISTINCT delivered_at)::int AS statements,
+              count(*) FILTER (WHERE delivered_at IS NULL AND last_error = 'rejected')::int AS failed
+       FROM operation_deliveries WHERE subscriber = 'recorder'`,
+    );
+    expect(rows[0]).toEqual({ marked: 99, statements: expect.any(Number), failed: 1 });
+    // one in flight when the first succeeds, the rest before and after the failure's own record
+    expect(rows[0].statements).toBeLessThanOrEqual(4);
+  });
+
   it("delivers in the background once started, and stops cleanly", async () => {
     const delivered: DeliveredEvent[] = [];
     const ops = service({ name: "recorder", deliver: (event) => void delivered.push(event) });
