@@ -435,6 +435,7 @@ export class OperationsService<
         ready: () => this.ready(),
         dispatch: (events) => this.dispatcher.dispatchCommitted(events),
         companions: [relay, reaper].filter((companion) => companion !== undefined),
+        deliveriesDue: relay && ((subscriber) => relay.wake(subscriber)),
       },
       options,
     );

@@ -9,7 +9,7 @@ import { OperationsError } from "../errors";
 import type { Logger } from "../logger";
 import type { ClaimedRow } from "../store/statements/claims";
 import type { Inline, WrittenEvent } from "../store/statements/outbox";
-import { CANCEL_CHANNEL, parseWakePayload, WAKE_CHANNEL } from "../store/statements/shared";
+import { CANCEL_CHANNEL, OUTBOX_CHANNEL, parseWakePayload, WAKE_CHANNEL } from "../store/statements/shared";
 import type { Store } from "../store/store";
 import { Completer, type Recorded } from "./completer";
 import { executeHandler, HANDED_BACK, type ExecutionConfig } from "./executor";
@@ -72,6 +72,11 @@ export interface WorkerDeps {
   dispatch(events: WrittenEvent[]): Promise<unknown>;
   /** Started and stopped with the worker (its relay and reaper). */
   companions?: { start(): unknown; stop(): Promise<void> }[];
+  /**
+   * Another process wrote deliveries due now for `subscriber` (undefined: notifications may have
+   * been missed): the worker's relay should look now rather than at its next poll.
+   */
+  deliveriesDue?(subscriber: string | undefined): void;
 }
 
 /** A claim this worker holds, from claim until its outcome is recorded. */
@@ -190,14 +195,20 @@ export class Worker {
     if (options.listen) {
       this.listener = new Listener({
         config: options.listen,
-        channels: [WAKE_CHANNEL, CANCEL_CHANNEL],
+        channels: deps.deliveriesDue
+          ? [WAKE_CHANNEL, CANCEL_CHANNEL, OUTBOX_CHANNEL]
+          : [WAKE_CHANNEL, CANCEL_CHANNEL],
         onNotification: (channel, payload) => {
           if (channel === WAKE_CHANNEL) this.producer.wake(parseWakePayload(payload));
+          else if (channel === OUTBOX_CHANNEL) deps.deliveriesDue?.(payload);
           else
             for (const held of this.held.values())
               if (held.row.id === payload) held.controller.abort(new OperationCancelled());
         },
-        onConnected: () => this.producer.wake(),
+        onConnected: () => {
+          this.producer.wake();
+          deps.deliveriesDue?.(undefined);
+        },
         logger: deps.logger,
       });
     }

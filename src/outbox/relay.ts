@@ -32,7 +32,7 @@ export interface RelayPass {
 }
 
 export class OutboxRelay {
-  private readonly loops: Loop[];
+  private readonly loops: Map<string, Loop>;
 
   constructor(
     private readonly store: Store,
@@ -40,8 +40,9 @@ export class OutboxRelay {
     private readonly options: RelayOptions,
     private readonly logger: Logger,
   ) {
-    this.loops = dispatcher.subscribers.map(
-      ({ name }) =>
+    this.loops = new Map(
+      dispatcher.subscribers.map(({ name }) => [
+        name,
         new Loop(async () => {
           try {
             const pass = await this.passFor(name);
@@ -51,6 +52,7 @@ export class OutboxRelay {
             return this.options.pollIntervalMs;
           }
         }),
+      ]),
     );
   }
 
@@ -98,17 +100,18 @@ export class OutboxRelay {
 
   /** Runs passes in the background until {@link stop}. */
   start(): this {
-    for (const loop of this.loops) loop.start();
+    for (const loop of this.loops.values()) loop.start();
     return this;
   }
 
-  /** Runs the next passes now rather than after the poll interval. */
-  wake(): void {
-    for (const loop of this.loops) loop.wake();
+  /** Runs the next pass now rather than after the poll interval: `subscriber`'s, or every one's. */
+  wake(subscriber?: string): void {
+    if (subscriber === undefined) for (const loop of this.loops.values()) loop.wake();
+    else this.loops.get(subscriber)?.wake();
   }
 
   /** Stops after the passes in progress, if any. */
   async stop(): Promise<void> {
-    await Promise.all(this.loops.map((loop) => loop.stop()));
+    await Promise.all([...this.loops.values()].map((loop) => loop.stop()));
   }
 }

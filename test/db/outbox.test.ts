@@ -197,6 +197,37 @@ describe("the outbox relay", () => {
     expect(rows[0].statements).toBeLessThanOrEqual(4);
   });
 
+  it("a listening worker's relay delivers another process's events at once, not at its next poll", async () => {
+    const delivered: DeliveredEvent[] = [];
+    const receiving = service({ name: "remote", deliver: (event) => void delivered.push(event) });
+    const worker = receiving.createWorker({
+      handlers: { "email.send": () => undefined }, // not the type submitted below: it stays pending
+      listen: { connectionString: db.url },
+      relay: { pollIntervalMs: 60_000 }, // its first pass, at start, finds nothing; the next poll is a minute away
+    });
+    await worker.start();
+    try {
+      // The writing process has no subscriber "remote": the delivery is due at once, for a relay.
+      const writing = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      const started = Date.now();
+      const { batch } = await writing.submitBatch({
+        tenantId: "t",
+        type: "documents.ingest",
+        items: documents(2),
+      });
+      await waitFor("the relay to deliver batch.submitted", () => delivered.length === 1, 5_000);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(delivered[0]).toMatchObject({ topic: "batch.submitted", aggregateId: batch.id, attempt: 1 });
+      // A statement that writes only inline deliveries wakes no relay: nothing more arrives.
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM operation_deliveries WHERE delivered_at IS NULL`,
+      );
+      expect(rows[0]).toEqual({ n: 0 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it("delivers in the background once started, and stops cleanly", async () => {
     const delivered: DeliveredEvent[] = [];
     const ops = service({ name: "recorder", deliver: (event) => void delivered.push(event) });

@@ -1,7 +1,7 @@
 // The outbox: events written in the statement of the change they report, one delivery row per
 // registered subscriber that wants the topic, and the relay's claims and outcomes on those rows.
 import type { Tables } from "../tables";
-import { lockedByKey, milliseconds, sql, type Sql } from "./shared";
+import { lockedByKey, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
 
 /** An outbox event as read back: what every delivery carries. */
 export interface OutboxEvent {
@@ -48,10 +48,11 @@ export interface NewOutboxEvent {
 }
 
 /**
- * Two CTEs, `events` and `deliveries`: inserts the events `source` selects (columns tenant_id,
- * topic, aggregate_id, payload) and a delivery row for each registered subscriber whose topics
- * include the event's. Every statement that writes events writes them through this, so no event
- * can be written without its deliveries.
+ * CTEs `events` and `deliveries`: inserts the events `source` selects (columns tenant_id, topic,
+ * aggregate_id, payload) and a delivery row for each registered subscriber whose topics include
+ * the event's; and `relays_woken`, a notification on OUTBOX_CHANNEL per subscriber that got a
+ * delivery due at once (not inline), run by WRITTEN_EVENTS. Every statement that writes events
+ * writes them through this, so no event can be written without its deliveries.
  */
 export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
   const local = [...inline.subscribers];
@@ -67,10 +68,17 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
       FROM events e
       JOIN ${t.subscribers} s ON s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics)
       RETURNING event_id, subscriber, subscriber = ANY(${local}::text[]) AS inline
+    ), relays_woken AS (
+      SELECT count(pg_notify(${OUTBOX_CHANNEL}, s.subscriber)) AS notified
+      FROM (SELECT DISTINCT subscriber FROM deliveries WHERE NOT inline) s
     )`;
 }
 
-/** The `events` CTE as JSON for the caller, each with the inline subscribers it is for (see WrittenEvent). */
+/**
+ * The `events` CTE as JSON for the caller, each with the inline subscribers it is for (see
+ * WrittenEvent). It also reads `relays_woken` (a CTE runs only when read), so every statement that
+ * returns its events wakes the relays.
+ */
 export const WRITTEN_EVENTS = sql`
   COALESCE((
     SELECT json_agg(json_build_object('id', e.id::text, 'tenantId', e.tenant_id, 'topic', e.topic,
@@ -79,6 +87,7 @@ export const WRITTEN_EVENTS = sql`
     FROM events e
     LEFT JOIN (SELECT event_id, json_agg(subscriber ORDER BY subscriber) AS names
                FROM deliveries WHERE inline GROUP BY event_id) l ON l.event_id = e.id
+    WHERE (SELECT notified FROM relays_woken) IS NOT NULL
   ), '[]'::json)`;
 
 /** Writes events (with their deliveries) in one statement. */

@@ -15,6 +15,13 @@ export const CANCEL_CHANNEL = "prisma_operations_cancel";
 export const WAKE_CHANNEL = "prisma_operations_wake";
 
 /**
+ * The channel that wakes relays when a statement wrote deliveries due at once — for subscribers
+ * the writing process does not deliver inline (only other processes have them). The payload is the
+ * subscriber's name; like the wake-up, it is sent at commit and never for a rollback.
+ */
+export const OUTBOX_CHANNEL = "prisma_operations_outbox";
+
+/**
  * A wake-up's payload, the queue with new work: `["<type>", "<tenantId>"]` as JSON (type and tenant
  * are at most 255 characters, far below NOTIFY's 8,000 bytes). One per queue a statement filled:
  * PostgreSQL folds identical notifications of a transaction into one.
