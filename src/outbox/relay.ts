@@ -2,11 +2,16 @@
 // written by a process without this subscriber). One loop per subscriber of this process, so a
 // slow subscriber never holds up the others; each claims its due deliveries with FOR UPDATE SKIP
 // LOCKED, so any number of relays can run on any number of nodes, and extends its claims while it
-// works through them, so a live relay's deliveries are never taken by another.
+// works through them, so a live relay's deliveries are never taken by another. It polls, and wakes
+// at once on the NOTIFY of a statement that wrote deliveries for one of its subscribers (its own
+// `listen`, or its worker's).
+import type { ClientConfig } from "pg";
 import { errorMessage } from "../errors";
+import { Listener } from "../execution/listener";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
 import type { DeliveryRef } from "../store/statements/outbox";
+import { OUTBOX_CHANNEL } from "../store/statements/shared";
 import type { Store } from "../store/store";
 import type { OutboxDispatcher } from "./dispatcher";
 
@@ -21,6 +26,12 @@ export interface RelayOptions {
    * Default 60 s.
    */
   leaseMs: number;
+  /**
+   * A `pg` connection config for LISTEN: a pass runs as soon as another process commits deliveries
+   * for one of this relay's subscribers, rather than at the next poll. Off by default (it polls);
+   * a worker's own relay needs none, since the worker's `listen` wakes it.
+   */
+  listen?: ClientConfig;
 }
 
 export const DEFAULT_RELAY_OPTIONS: RelayOptions = { batchSize: 100, pollIntervalMs: 1_000, leaseMs: 60_000 };
@@ -33,6 +44,7 @@ export interface RelayPass {
 
 export class OutboxRelay {
   private readonly loops: Map<string, Loop>;
+  private readonly listener: Listener | undefined;
 
   constructor(
     private readonly store: Store,
@@ -54,6 +66,15 @@ export class OutboxRelay {
         }),
       ]),
     );
+    this.listener =
+      options.listen &&
+      new Listener({
+        config: options.listen,
+        channels: [OUTBOX_CHANNEL],
+        onNotification: (_channel, subscriber) => this.wake(subscriber),
+        onConnected: () => this.wake(), // notifications may have been missed meanwhile
+        logger,
+      });
   }
 
   /** One pass for every subscriber of this process, side by side. */
@@ -101,6 +122,7 @@ export class OutboxRelay {
   /** Runs passes in the background until {@link stop}. */
   start(): this {
     for (const loop of this.loops.values()) loop.start();
+    void this.listener?.start(); // it keeps reconnecting on its own
     return this;
   }
 
@@ -112,6 +134,7 @@ export class OutboxRelay {
 
   /** Stops after the passes in progress, if any. */
   async stop(): Promise<void> {
+    await this.listener?.stop();
     await Promise.all([...this.loops.values()].map((loop) => loop.stop()));
   }
 }
