@@ -1,7 +1,7 @@
 // Where our drain spends its time: not part of `npm run bench`, a tool for whoever optimises it.
 //
 //   npx tsx bench/profile-drain.ts [--total 20000] [--no-pool] [--worker '{"batchSize":100}'] [--pgss]
-//     [--explain] [--keep] [--system graphile]
+//     [--explain] [--keep] [--system graphile] [--remote-subscriber]
 //
 // On a database of its own (DATABASE_URL names the server; default 127.0.0.1:5432): seeds `total`
 // operations through the API, warms up, ANALYZEs, then drains them with ours and prints, per Store
@@ -12,7 +12,8 @@
 // group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
 // (open it in Chrome DevTools) and prints the self time by where the code comes from. --system runs
 // another system of the bench (systems.ts: graphile, pgboss, raw, …) the same way, for its CPU
-// times beside ours; the Store and EXPLAIN parts are ours only.
+// times beside ours; the Store and EXPLAIN parts are ours only. --remote-subscriber registers a
+// subscriber that no process here has, as an application with a separate delivering process does.
 import { parseArgs } from "node:util";
 import { Client } from "pg";
 import { claimDue } from "../src/store/statements/claims";
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     keep: { type: "boolean", default: false },
     cpuprofile: { type: "string" },
     system: { type: "string", default: "ours" },
+    "remote-subscriber": { type: "boolean", default: false },
   },
 });
 const total = Number(args.total);
@@ -82,6 +84,15 @@ async function main(): Promise<void> {
   if (!factory) throw new Error(`--system ${systemName}: not one of ${Object.keys(FACTORIES).join(", ")}`);
   const system = await factory(url);
   await system.setup();
+  if (args["remote-subscriber"]) {
+    // A subscriber no process here has: every event also gets a delivery due at once, for relays
+    // elsewhere, and every statement that writes events notifies them.
+    await withClient(url, (client) =>
+      client.query(
+        `INSERT INTO operation_subscribers (name, topics) VALUES ('elsewhere', '{}') ON CONFLICT DO NOTHING`,
+      ),
+    );
+  }
   console.log(`seeding ${total} operations (${total / 100} batches of 100) through submitBatch…`);
   await system.submit(total / 100, 100, "bench");
   await system.submit(10, 100, "warm");

@@ -54,7 +54,7 @@ export {
   WorkerShutdown,
 } from "./execution/handlers";
 export type { HandlerContext, Handlers, OperationHandler } from "./execution/handlers";
-export { CANCEL_CHANNEL, WAKE_CHANNEL } from "./store/statements/shared";
+export { CANCEL_CHANNEL, OUTBOX_CHANNEL, WAKE_CHANNEL } from "./store/statements/shared";
 export { Worker } from "./execution/worker";
 export type { WorkerOptions, WorkerStats } from "./execution/worker";
 export { DEFAULT_REAPER_OPTIONS, Reaper } from "./execution/reaper";

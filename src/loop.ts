@@ -17,6 +17,11 @@ export class Loop {
     this.done = this.run();
   }
 
+  /** Between passes: waiting for the pause to end or for `wake()`. */
+  get waiting(): boolean {
+    return this.wakeUp !== undefined;
+  }
+
   wake(): void {
     this.woken = true;
     this.wakeUp?.();

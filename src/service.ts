@@ -419,7 +419,8 @@ export class OperationsService<
   createWorker(
     options: WorkerOptions & {
       handlers: Handlers<T>;
-      relay?: Partial<RelayOptions> | false;
+      /** The worker's relay is woken through the worker's own `listen`. */
+      relay?: Partial<Omit<RelayOptions, "listen">> | false;
       reaper?: Partial<ReaperOptions> | false;
     },
   ): Worker {

@@ -143,10 +143,8 @@ export class OutboxDispatcher {
 
   /**
    * Delivers deliveries a relay claimed for one subscriber, in order. A failure is recorded before
-   * the next delivery; successes are recorded by the group commit while the next ones are
-   * delivered (one statement each made the relay a third as fast as one worker writes events: a
-   * subscriber that was down never caught up). `onSettled` follows each outcome's record. Resolves
-   * once every outcome is recorded. Never throws.
+   * the next delivery; successes go to the group commit while the next ones are delivered.
+   * `onSettled` follows each outcome's record. Resolves once every outcome is recorded. Never throws.
    */
   async deliverClaimed(
     claimed: readonly ClaimedDelivery[],

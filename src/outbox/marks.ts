@@ -1,6 +1,6 @@
 // Records successful deliveries: a group commit. While one mark statement is in flight, the
-// deliveries that succeed meanwhile wait and go together in the next — one statement for a relay's
-// whole pass, or for many concurrent submits, and no added delay when idle.
+// deliveries that succeed meanwhile wait and go together in the next — two or three statements for
+// a relay's pass, one for many concurrent submits, and no added delay when idle.
 import type { DeliveryRef } from "../store/statements/outbox";
 
 /** Deliveries recorded per statement at most: a larger backlog goes in several. */
@@ -15,7 +15,7 @@ export class DeliveryMarks {
   private readonly waiting: Waiting[] = [];
   private flushing = false;
 
-  /** `record` never throws: it reports its own failure (a delivery left unmarked is delivered again). */
+  /** `record` reports its own failure (a delivery left unmarked is only delivered again). */
   constructor(private readonly record: (refs: readonly DeliveryRef[]) => Promise<void>) {}
 
   /** Queues deliveries for the next mark statement; resolves once that statement has run. */
@@ -31,8 +31,13 @@ export class DeliveryMarks {
     this.flushing = true;
     while (this.waiting.length > 0) {
       const group = this.nextGroup();
-      await this.record(group.flatMap((waiting) => waiting.refs));
-      for (const waiting of group) waiting.recorded();
+      try {
+        await this.record(group.flatMap((waiting) => waiting.refs));
+      } catch {
+        // (a throwing logger, say) nothing more to do: what was not marked is delivered again
+      } finally {
+        for (const waiting of group) waiting.recorded();
+      }
     }
     this.flushing = false;
   }

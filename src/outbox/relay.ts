@@ -45,6 +45,7 @@ export interface RelayPass {
 export class OutboxRelay {
   private readonly loops: Map<string, Loop>;
   private readonly listener: Listener | undefined;
+  private listening = false;
 
   constructor(
     private readonly store: Store,
@@ -122,7 +123,10 @@ export class OutboxRelay {
   /** Runs passes in the background until {@link stop}. */
   start(): this {
     for (const loop of this.loops.values()) loop.start();
-    void this.listener?.start(); // it keeps reconnecting on its own
+    if (this.listener && !this.listening) {
+      this.listening = true;
+      void this.listener.start(); // it keeps reconnecting on its own
+    }
     return this;
   }
 
@@ -134,7 +138,18 @@ export class OutboxRelay {
 
   /** Stops after the passes in progress, if any. */
   async stop(): Promise<void> {
+    this.listening = false;
     await this.listener?.stop();
     await Promise.all([...this.loops.values()].map((loop) => loop.stop()));
+  }
+
+  /** Connections its own LISTEN side has made (0 without `listen`; tests wait on it). */
+  get listenerConnections(): number {
+    return this.listener?.connections ?? 0;
+  }
+
+  /** Whether every subscriber's loop waits between passes, for its poll or a wake-up (tests wait on it). */
+  get betweenPasses(): boolean {
+    return [...this.loops.values()].every((loop) => loop.waiting);
   }
 }

@@ -1,6 +1,13 @@
 // The relay: many at once never deliver an event twice while deliveries succeed; failures back off
 // and end dead; a relay that dies mid-delivery hands its deliveries back when its lease runs out.
-import { createOperations, silentLogger, type DeliveredEvent, type EventSubscriber } from "../../src";
+import { Client } from "pg";
+import {
+  createOperations,
+  OUTBOX_CHANNEL,
+  silentLogger,
+  type DeliveredEvent,
+  type EventSubscriber,
+} from "../../src";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { documents, truncateAll, types, waitFor } from "../support/fixtures";
 import { NO_INLINE, storeOf } from "../support/store";
@@ -228,29 +235,64 @@ describe("the outbox relay", () => {
     const delivered: DeliveredEvent[] = [];
     const receiving = service({ name: "remote", deliver: (event) => void delivered.push(event) });
     await receiving.ready();
-    await writeEvents(1);
     const relay = receiving
       .createRelay({ pollIntervalMs: 60_000, listen: { connectionString: db.url } })
       .start();
     try {
-      await waitFor("the relay's first pass, and its listener", async () => {
-        const { rows } = await db.pool.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND application_name = 'prisma-operations-listener'
-             AND state = 'idle'`,
-        );
-        return delivered.length === 1 && rows[0].n === 1;
-      });
+      // Listening, and no pass in progress: from now on only a wake-up runs one within the minute.
+      await waitFor(
+        "the relay's listener and first passes",
+        () => relay.listenerConnections === 1 && relay.betweenPasses,
+      );
       const writing = createOperations({ prisma: db.prisma, types, logger: silentLogger });
       await writing.submitOperation({
         tenantId: "t",
         type: "email.send",
         payload: { to: "a@b.co", subject: "s" },
       });
-      await waitFor("the relay to deliver operation.submitted", () => delivered.length === 2, 5_000);
-      expect(delivered[1]).toMatchObject({ topic: "operation.submitted", attempt: 1 });
+      await waitFor("the relay to deliver operation.submitted", () => delivered.length === 1, 5_000);
+      expect(delivered[0]).toMatchObject({ topic: "operation.submitted", attempt: 1 });
     } finally {
       await relay.stop();
+    }
+  });
+
+  it("notifies once per subscriber with deliveries due elsewhere; never for inline ones or a rollback", async () => {
+    await service({ name: "remote", deliver: () => undefined }).ready();
+    const inline = service({ name: "local", deliver: () => undefined });
+    await inline.ready();
+    const listener = new Client({ connectionString: db.url });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on("notification", (message) => {
+      if (message.channel === OUTBOX_CHANNEL) heard.push(message.payload ?? "");
+    });
+    await listener.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    try {
+      const email = (to: string) => ({
+        tenantId: "t",
+        type: "email.send" as const,
+        payload: { to, subject: "s" },
+      });
+      // "local" is inline in its own process; "remote" is not: one notification, for "remote".
+      await inline.submitOperation(email("a@b.co"));
+      // Rolled back: nothing is notified.
+      await expect(
+        inline.transaction(async (tx) => {
+          await inline.submitOperation(email("b@b.co"), { tx });
+          throw new Error("rolled back");
+        }),
+      ).rejects.toThrow("rolled back");
+      // A process with no subscriber: both are due elsewhere, and each is named once however many events.
+      const none = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      await none.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) });
+      await waitFor("the last statement's notifications", () => heard.length >= 3);
+      // Notifications arrive in commit order: the first submit's one, none for the rollback, then these two.
+      expect(heard).toHaveLength(3);
+      expect(heard[0]).toBe("remote");
+      expect(heard.slice(1).sort()).toEqual(["local", "remote"]);
+    } finally {
+      await listener.end();
     }
   });
 
