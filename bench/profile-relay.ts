@@ -16,7 +16,7 @@ import { applyMigrations, createOperations } from "../src";
 import { analyzeAndCheckpoint, withClient } from "./common";
 import { median, percentile, round } from "./stats";
 import { createDatabase, databaseUrl, dropDatabase } from "./steps";
-import { benchTypes, ourConnection } from "./systems";
+import { benchTypes, one, ourConnection } from "./systems";
 
 const { values: args } = parseArgs({
   options: {
@@ -62,12 +62,10 @@ async function run(): Promise<number> {
       const started = performance.now();
       while ((await relay.runOnce()).claimed > 0);
       const ms = performance.now() - started;
-      const left = await withClient(url, async (client) => {
-        const { rows } = await client.query(
-          `SELECT count(*)::int AS n FROM operation_deliveries WHERE delivered_at IS NULL`,
-        );
-        return (rows[0] as { n: number }).n;
-      });
+      const left = await one(
+        url,
+        `SELECT count(*) AS n FROM operation_deliveries WHERE delivered_at IS NULL`,
+      );
       if (deliveries !== events || seen.size !== events || left !== 0) {
         throw new Error(
           `${deliveries} deliveries of ${seen.size} events for ${events}; ${left} left unrecorded`,

@@ -40,7 +40,7 @@ export interface System {
 
 const items = (size: number) => Array.from({ length: size }, (_, n) => ({ n }));
 
-async function one(url: string, sql: string, params: unknown[] = []): Promise<number> {
+export async function one(url: string, sql: string, params: unknown[] = []): Promise<number> {
   return withClient(url, async (client) => Number((await client.query(sql, params)).rows[0].n));
 }
 

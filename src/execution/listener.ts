@@ -18,7 +18,7 @@ const MAX_RECONNECT_DELAY_MS = 5_000;
 
 export class Listener {
   private client: Client | undefined;
-  private stopped = false;
+  private stopped = true;
   private reconnectDelayMs = 100;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
@@ -27,8 +27,12 @@ export class Listener {
 
   constructor(private readonly options: ListenerOptions) {}
 
-  /** Connects; resolves once listening, or once the first attempt has failed (it keeps retrying). */
+  /**
+   * Connects; resolves once listening, or once the first attempt has failed (it keeps retrying).
+   * Started already: the same connection, not another.
+   */
   start(): Promise<void> {
+    if (!this.stopped) return this.connecting ?? Promise.resolve();
     this.stopped = false;
     this.connecting = this.connect();
     return this.connecting;

@@ -45,7 +45,6 @@ export interface RelayPass {
 export class OutboxRelay {
   private readonly loops: Map<string, Loop>;
   private readonly listener: Listener | undefined;
-  private listening = false;
 
   constructor(
     private readonly store: Store,
@@ -123,10 +122,7 @@ export class OutboxRelay {
   /** Runs passes in the background until {@link stop}. */
   start(): this {
     for (const loop of this.loops.values()) loop.start();
-    if (this.listener && !this.listening) {
-      this.listening = true;
-      void this.listener.start(); // it keeps reconnecting on its own
-    }
+    void this.listener?.start(); // it keeps reconnecting on its own
     return this;
   }
 
@@ -138,7 +134,6 @@ export class OutboxRelay {
 
   /** Stops after the passes in progress, if any. */
   async stop(): Promise<void> {
-    this.listening = false;
     await this.listener?.stop();
     await Promise.all([...this.loops.values()].map((loop) => loop.stop()));
   }

@@ -24,6 +24,17 @@ function service(subscriber: EventSubscriber, outbox = {}, prisma = db.prisma) {
   return createOperations({ prisma, types, logger: silentLogger, subscribers: [subscriber], outbox });
 }
 
+/** A process without subscribers (an API, say): every delivery it writes is left to the relays. */
+const withoutSubscribers = () => createOperations({ prisma: db.prisma, types, logger: silentLogger });
+
+/** A process with subscriber `name`, and what it receives. */
+async function receiving(name: string) {
+  const delivered: DeliveredEvent[] = [];
+  const ops = service({ name, deliver: (event) => void delivered.push(event) });
+  await ops.ready();
+  return { ops, delivered };
+}
+
 /** Events written by a process without subscribers: every delivery is left to the relays. */
 async function writeEvents(count: number): Promise<string[]> {
   const rows = await storeOf(db.prisma).insertEvents(
@@ -205,11 +216,9 @@ describe("the outbox relay", () => {
   });
 
   it("a listening worker's relay delivers another process's events at once, not at its next poll", async () => {
-    const delivered: DeliveredEvent[] = [];
-    const receiving = service({ name: "remote", deliver: (event) => void delivered.push(event) });
-    await receiving.ready();
+    const { ops: remote, delivered } = await receiving("remote");
     await writeEvents(1); // for the relay's first pass, at start: after it, the next poll is a minute away
-    const worker = receiving.createWorker({
+    const worker = remote.createWorker({
       handlers: { "email.send": () => undefined }, // not the type submitted below: it stays pending
       listen: { connectionString: db.url },
       relay: { pollIntervalMs: 60_000 },
@@ -218,7 +227,7 @@ describe("the outbox relay", () => {
     try {
       await waitFor("the relay's first pass", () => delivered.length === 1);
       // The writing process has no subscriber "remote": the delivery is due at once, for a relay.
-      const writing = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      const writing = withoutSubscribers();
       const { batch } = await writing.submitBatch({
         tenantId: "t",
         type: "documents.ingest",
@@ -232,10 +241,8 @@ describe("the outbox relay", () => {
   });
 
   it("a relay of its own with `listen` wakes the same way", async () => {
-    const delivered: DeliveredEvent[] = [];
-    const receiving = service({ name: "remote", deliver: (event) => void delivered.push(event) });
-    await receiving.ready();
-    const relay = receiving
+    const { ops: remote, delivered } = await receiving("remote");
+    const relay = remote
       .createRelay({ pollIntervalMs: 60_000, listen: { connectionString: db.url } })
       .start();
     try {
@@ -244,7 +251,7 @@ describe("the outbox relay", () => {
         "the relay's listener and first passes",
         () => relay.listenerConnections === 1 && relay.betweenPasses,
       );
-      const writing = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      const writing = withoutSubscribers();
       await writing.submitOperation({
         tenantId: "t",
         type: "email.send",
@@ -284,7 +291,7 @@ describe("the outbox relay", () => {
         }),
       ).rejects.toThrow("rolled back");
       // A process with no subscriber: both are due elsewhere, and each is named once however many events.
-      const none = createOperations({ prisma: db.prisma, types, logger: silentLogger });
+      const none = withoutSubscribers();
       await none.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) });
       await waitFor("the last statement's notifications", () => heard.length >= 3);
       // Notifications arrive in commit order: the first submit's one, none for the rollback, then these two.
