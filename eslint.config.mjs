@@ -5,6 +5,7 @@ export default tseslint.config(
   {
     ignores: [
       "dist/**",
+      "dist-bench/**",
       "src/generated/**",
       "node_modules/**",
       "coverage/**",

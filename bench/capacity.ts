@@ -12,9 +12,8 @@
 // timed drain only.
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpus } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { analyzeAndCheckpoint, cpuSeconds, postgresCpuSeconds, sleep, withClient } from "./common";
+import { analyzeAndCheckpoint, benchScript, cpuSeconds, postgresCpuSeconds, sleep, withClient } from "./common";
 import { createDatabase, databaseUrl, dropDatabase, step } from "./steps";
 import { median, round } from "./stats";
 
@@ -30,7 +29,8 @@ const runs = Number(args.runs);
 const DATABASE = "po_bench_capacity";
 
 function startWorker(url: string): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "capacity-worker.ts")], {
+  const worker = benchScript("capacity-worker");
+  const child = spawn(process.execPath, [...worker.execArgv, worker.file], {
     env: { ...process.env, BENCH_URL: url },
     stdio: ["pipe", "pipe", "inherit"],
   });

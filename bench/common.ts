@@ -1,6 +1,18 @@
 // Helpers every system and scenario shares: the database admin calls, counting to a target, RSS.
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Client } from "pg";
+
+/**
+ * How to start another bench script as a child process: compiled JavaScript under plain `node` when
+ * this file is itself compiled (`npm run bench` runs dist-bench/, as an application runs in
+ * production), its TypeScript under tsx otherwise (the profile tools run with `npx tsx`).
+ */
+export function benchScript(name: string): { file: string; execArgv: string[] } {
+  return __filename.endsWith(".js")
+    ? { file: join(__dirname, `${name}.js`), execArgv: [] }
+    : { file: join(__dirname, `${name}.ts`), execArgv: ["--import", "tsx"] };
+}
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -11,11 +11,10 @@
 // application's API would: the submit time goes in the payload, on the submitter's clock, and the
 // handler's start is read on the worker's, corrected by their measured offset.
 import { fork, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { z } from "zod";
 import { applyMigrations, createOperations, defineOperationType, type HandlerContext } from "../src";
 import { CONCURRENCY } from "./settings";
-import { analyzeAndCheckpoint, Counter, sleep, withClient } from "./common";
+import { analyzeAndCheckpoint, benchScript, Counter, sleep, withClient } from "./common";
 import { percentile } from "./stats";
 import { CountingSubscriber, ourConnection } from "./systems";
 
@@ -103,8 +102,9 @@ class Submitter {
   readonly returnedAt = new Map<number, number>();
 
   constructor(url: string, params: FairnessParams) {
-    this.child = fork(join(__dirname, "fairness-submitter.ts"), [], {
-      execArgv: ["--import", "tsx"],
+    const submitter = benchScript("fairness-submitter");
+    this.child = fork(submitter.file, [], {
+      execArgv: submitter.execArgv,
       env: { ...process.env, FAIRNESS_URL: url, FAIRNESS_PARAMS: JSON.stringify(params) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });

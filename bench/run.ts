@@ -154,6 +154,10 @@ async function commitProbe(): Promise<{ p50: number; p99: number; max: number }>
   }
 }
 
+const RUNTIME = __filename.endsWith(".js")
+  ? "compiled JavaScript (tsc → dist-bench/) under plain node for every system's processes, as in production"
+  : "every system's processes under tsx (about 35 MB more RSS each); `npm run bench` runs them compiled";
+
 async function main(): Promise<void> {
   const started = Date.now();
   const postgres = await admin(
@@ -175,6 +179,7 @@ async function main(): Promise<void> {
       `p99 ${fmt(probe.p99, 2)} ms, max ${fmt(probe.max, 2)} ms — a p99 far above the p50 means this ` +
       `host's disk stalls spaced-out commits, and the latency and fairness figures measure it`,
   );
+  log(`runtime: ${RUNTIME}`);
   log(`sizes: ${JSON.stringify(sizes)}`);
   log(`scenarios: ${[...wantedScenarios].join(", ")}; ${runs} run(s) each, interleaved\n`);
 
@@ -421,6 +426,7 @@ function summarize(postgres: string, used: string[], started: number): void {
     systems: Object.fromEntries(used.map((system) => [system, SYSTEMS[system]])),
   };
   bench.node = process.version;
+  bench.runtime = RUNTIME;
   bench.postgres = postgres;
   bench.cpus = cpus().length;
   bench.quick = quick;

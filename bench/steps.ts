@@ -1,7 +1,6 @@
 // Running one step of one system in a child process (bench/scenario.ts), on a database of its own.
 import { spawn } from "node:child_process";
-import { join } from "node:path";
-import { withClient } from "./common";
+import { benchScript, withClient } from "./common";
 
 export const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 
@@ -38,9 +37,10 @@ export function step(
   timeoutMs = 15 * 60_000,
 ): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
+    const script = benchScript("scenario");
     const child = spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", join(__dirname, "scenario.ts")],
+      ["--expose-gc", ...script.execArgv, script.file],
       {
         env: {
           ...process.env,
