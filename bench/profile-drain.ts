@@ -7,7 +7,7 @@
 // operations through the API, warms up, ANALYZEs, then drains them with ours and prints, per Store
 // method, the calls per operation and their time as the worker saw it, the size of each group
 // commit, the CPU time of the worker and of the PostgreSQL processes (when the server runs on this
-// host), and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
+// host), the WAL the server wrote meanwhile (pg_stat_wal: bytes, records, full-page images, flushes), and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
 // database ran, by total time. --explain prints EXPLAIN (ANALYZE, BUFFERS) of one claim and one
 // group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
 // (open it in Chrome DevTools) and prints the self time by where the code comes from. --system runs
@@ -76,6 +76,33 @@ async function explain(client: Client, label: string, statement: { sql: string; 
   } finally {
     await client.query("ROLLBACK");
   }
+}
+
+interface WalStats {
+  records: number;
+  fpi: number;
+  bytes: number;
+  /** Full-page images are at most a block each; this counts them at BLCKSZ, an upper bound. */
+  fpiBytes: number;
+  syncs: number;
+}
+
+async function walStats(url: string): Promise<WalStats> {
+  return withClient(url, async (client) => {
+    const row = (
+      await client.query(
+        `SELECT wal_records AS records, wal_fpi AS fpi, wal_bytes AS bytes, wal_sync AS syncs,
+                wal_fpi * current_setting('block_size')::int AS fpi_bytes FROM pg_stat_wal`,
+      )
+    ).rows[0];
+    return {
+      records: Number(row.records),
+      fpi: Number(row.fpi),
+      bytes: Number(row.bytes),
+      fpiBytes: Number(row.fpi_bytes),
+      syncs: Number(row.syncs),
+    };
+  });
 }
 
 async function main(): Promise<void> {
@@ -155,11 +182,13 @@ async function main(): Promise<void> {
   const rss = new RssSampler().start();
   const cpu = process.cpuUsage();
   const databaseCpuBefore = postgresCpuSeconds();
+  const walBefore = await walStats(url);
   const result = await withCpuProfile(args.cpuprofile, "the timed drain", 200, () =>
     system.drain(total, "bench"),
   );
   const cpuMs = process.cpuUsage(cpu);
   const databaseCpuAfter = postgresCpuSeconds();
+  const walAfter = await walStats(url);
   const peakRss = rss.stop();
   await system.verifyDrained(total, "bench");
   probe.restore();
@@ -176,6 +205,13 @@ async function main(): Promise<void> {
         `(${round(databaseMs / total, 3)} ms per op; from /proc, every database of the server)`,
     );
   }
+  const wal = (key: keyof WalStats) => walAfter[key] - walBefore[key];
+  console.log(
+    `WAL meanwhile (pg_stat_wal, every database of the server): ${round(wal("bytes") / total, 0)} bytes per op, ` +
+      `${round(wal("records") / total, 1)} records and ${round(wal("fpi") / total, 2)} full-page images per op ` +
+      `(${round((100 * wal("fpiBytes")) / Math.max(wal("bytes"), 1), 0)} % of the bytes, about), ` +
+      `${wal("syncs")} WAL flushes (${round(wal("syncs") / (result.ms / 1000), 0)}/s)`,
+  );
   console.log(
     "\nStore calls during the timed drain (time as the worker saw it: pool wait + round trip + execution):",
   );
