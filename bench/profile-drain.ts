@@ -7,7 +7,7 @@
 // operations through the API, warms up, ANALYZEs, then drains them with ours and prints, per Store
 // method, the calls per operation and their time as the worker saw it, the size of each group
 // commit, the CPU time of the worker and of the PostgreSQL processes (when the server runs on this
-// host), the WAL the server wrote meanwhile (pg_stat_wal: bytes, records, full-page images, flushes), and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
+// host), the WAL written meanwhile (read back with pg_walinspect: bytes and records per op, by kind), and — with --pgss, on a server with pg_stat_statements preloaded — the statements the
 // database ran, by total time. --explain prints EXPLAIN (ANALYZE, BUFFERS) of one claim and one
 // group commit, each rolled back. --cpuprofile FILE writes a CPU profile of the timed drain only
 // (open it in Chrome DevTools) and prints the self time by where the code comes from. --system runs
@@ -78,30 +78,59 @@ async function explain(client: Client, label: string, statement: { sql: string; 
   }
 }
 
-interface WalStats {
-  records: number;
-  fpi: number;
-  bytes: number;
-  /** Full-page images are at most a block each; this counts them at BLCKSZ, an upper bound. */
-  fpiBytes: number;
-  syncs: number;
+/** The server's WAL position now (pg_lsn text). */
+async function walPosition(url: string): Promise<string> {
+  return withClient(url, async (client) => (await client.query("SELECT pg_current_wal_lsn() AS lsn")).rows[0].lsn);
 }
 
-async function walStats(url: string): Promise<WalStats> {
-  return withClient(url, async (client) => {
-    const row = (
-      await client.query(
-        `SELECT wal_records AS records, wal_fpi AS fpi, wal_bytes AS bytes, wal_sync AS syncs,
-                wal_fpi * current_setting('block_size')::int AS fpi_bytes FROM pg_stat_wal`,
-      )
-    ).rows[0];
-    return {
-      records: Number(row.records),
-      fpi: Number(row.fpi),
-      bytes: Number(row.bytes),
-      fpiBytes: Number(row.fpi_bytes),
-      syncs: Number(row.syncs),
-    };
+/**
+ * The WAL the drain wrote (every database of the server), read back from the WAL itself with
+ * pg_walinspect: bytes per operation, and records per operation by kind (heap insert, update,
+ * lock, B-tree leaf insert, commit, …) — what each operation costs the disk, and why.
+ */
+async function printWal(url: string, from: string, to: string, total: number): Promise<void> {
+  await withClient(url, async (client) => {
+    try {
+      await client.query("CREATE EXTENSION IF NOT EXISTS pg_walinspect");
+    } catch (error) {
+      console.log(`\nWAL: pg_walinspect is not available here (${(error as Error).message})`);
+      return;
+    }
+    const { rows } = await client.query(
+      `SELECT "resource_manager/record_type" AS kind, count::float8 AS count, combined_size::float8 AS bytes,
+              fpi_size::float8 AS fpi_bytes
+       FROM pg_get_wal_stats($1::pg_lsn, $2::pg_lsn, true) WHERE count > 0 ORDER BY combined_size DESC`,
+      [from, to],
+    );
+    const byRelation = await client.query(
+      `SELECT coalesce(c.relname, '(other database)') AS relation, w.record_type AS kind, count(*)::float8 AS count
+       FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) w
+       CROSS JOIN LATERAL (SELECT (regexp_match(w.block_ref, 'rel \\d+/(\\d+)/(\\d+)')) AS m) ref
+       LEFT JOIN pg_database d ON d.oid = ref.m[1]::oid AND d.datname = current_database()
+       LEFT JOIN pg_class c ON d.oid IS NOT NULL AND c.relfilenode = ref.m[2]::oid
+       WHERE w.resource_manager IN ('Heap', 'Btree')
+       GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 16`,
+      [from, to],
+    );
+    const sum = (key: "count" | "bytes" | "fpi_bytes") => rows.reduce((n, row) => n + Number(row[key]), 0);
+    console.log(
+      `\nWAL written during the drain (pg_walinspect, every database of the server): ` +
+        `${round(sum("bytes") / total, 0)} bytes and ${round(sum("count") / total, 1)} records per op ` +
+        `(full-page images ${round((100 * sum("fpi_bytes")) / Math.max(sum("bytes"), 1), 0)} % of the bytes)`,
+    );
+    console.log("record kind                   per op   bytes per op");
+    for (const row of rows.slice(0, 14)) {
+      console.log(
+        `${String(row.kind).padEnd(28)} ${String(round(row.count / total, 2)).padStart(7)} ` +
+          `${String(round(row.bytes / total, 0)).padStart(14)}`,
+      );
+    }
+    console.log("\nheap and B-tree records by relation        kind            per op");
+    for (const row of byRelation.rows) {
+      console.log(
+        `${String(row.relation).padEnd(43)} ${String(row.kind).padEnd(14)} ${String(round(row.count / total, 2)).padStart(7)}`,
+      );
+    }
   });
 }
 
@@ -182,13 +211,13 @@ async function main(): Promise<void> {
   const rss = new RssSampler().start();
   const cpu = process.cpuUsage();
   const databaseCpuBefore = postgresCpuSeconds();
-  const walBefore = await walStats(url);
+  const walBefore = await walPosition(url);
   const result = await withCpuProfile(args.cpuprofile, "the timed drain", 200, () =>
     system.drain(total, "bench"),
   );
   const cpuMs = process.cpuUsage(cpu);
   const databaseCpuAfter = postgresCpuSeconds();
-  const walAfter = await walStats(url);
+  const walAfter = await walPosition(url);
   const peakRss = rss.stop();
   await system.verifyDrained(total, "bench");
   probe.restore();
@@ -205,13 +234,6 @@ async function main(): Promise<void> {
         `(${round(databaseMs / total, 3)} ms per op; from /proc, every database of the server)`,
     );
   }
-  const wal = (key: keyof WalStats) => walAfter[key] - walBefore[key];
-  console.log(
-    `WAL meanwhile (pg_stat_wal, every database of the server): ${round(wal("bytes") / total, 0)} bytes per op, ` +
-      `${round(wal("records") / total, 1)} records and ${round(wal("fpi") / total, 2)} full-page images per op ` +
-      `(${round((100 * wal("fpiBytes")) / Math.max(wal("bytes"), 1), 0)} % of the bytes, about), ` +
-      `${wal("syncs")} WAL flushes (${round(wal("syncs") / (result.ms / 1000), 0)}/s)`,
-  );
   console.log(
     "\nStore calls during the timed drain (time as the worker saw it: pool wait + round trip + execution):",
   );
@@ -278,6 +300,7 @@ async function main(): Promise<void> {
       }
     });
   }
+  await printWal(url, walBefore, walAfter, total);
   await system.close();
   if (!args.keep) {
     await dropDatabase(database);
