@@ -310,6 +310,27 @@ describe("reads", () => {
 });
 
 describe("the caller's transaction", () => {
+  it("stores a submit's due time no later than its transaction's now(), so a claim woken by the commit finds it due", async () => {
+    // run_at keeps milliseconds and rounds: a plain now() landed up to half a millisecond in the
+    // future about half the time, and a worker claiming within that half millisecond found nothing
+    // due and waited for its next poll (submit → start outliers of about a second in the bench).
+    const ops = service();
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const notYetDue = await db.prisma.$transaction(async (tx) => {
+        const batch = await ops.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) }, { tx });
+        const single = await ops.submitOperation(
+          { tenantId: "t", type: "email.send", payload: { to: "a@b.co", subject: "hi" } },
+          { tx },
+        );
+        const ids = [...batch.operationIds, single.operation.id];
+        const rows = await tx.$queryRaw<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM operations WHERE id = ANY(${ids}::uuid[]) AND run_at > now()`;
+        return rows[0]!.n;
+      });
+      expect(notYetDue).toBe(0);
+    }
+  });
+
   it("commits the app's own writes and the batch together", async () => {
     const ops = service();
     await db.pool.query(`CREATE TABLE IF NOT EXISTS uploads (id serial PRIMARY KEY, name text)`);

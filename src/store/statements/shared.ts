@@ -49,6 +49,17 @@ export function parseWakePayload(payload: string): { type: string; tenantId: str
 
 export const TERMINAL = raw(`('completed', 'failed', 'cancelled')`);
 
+/**
+ * A due time `after` from now (now itself when omitted), as `run_at` and `available_at` store it:
+ * truncated to the column's milliseconds. timestamptz(3) rounds, so a plain now() could be stored
+ * up to half a millisecond in the future, and a worker (or relay) woken by the commit could claim
+ * within that half millisecond, find the row not yet due and leave it to its next poll (seen: a
+ * 0.9 s outlier).
+ */
+export function dueAt(after?: Sql): Sql {
+  return after ? sql`date_trunc('milliseconds', now() + ${after})` : sql`date_trunc('milliseconds', now())`;
+}
+
 export function milliseconds(ms: number): Sql {
   return sql`make_interval(secs => ${ms / 1000}::double precision)`;
 }

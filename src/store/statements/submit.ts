@@ -3,7 +3,7 @@
 import type { BatchPlan, OperationPlan } from "../../submit/plan";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline } from "./outbox";
-import { raw, sql, wakeQueue, type Sql } from "./shared";
+import { dueAt, raw, sql, wakeQueue, type Sql } from "./shared";
 
 /** What a submit statement returns: the inserted row (null when the idempotency key was taken) and its events. */
 export interface InsertedRow {
@@ -31,7 +31,7 @@ export function insertBatch(t: Tables, batch: BatchPlan, inline: Inline): Sql {
     ), children AS (
       INSERT INTO ${t.operations} (id, tenant_id, batch_id, type, payload, max_attempts, run_at)
       SELECT c.id, p.tenant_id, p.id, p.type, c.payload, ${batch.maxAttempts},
-             COALESCE(${batch.runAt ?? null}::timestamptz, now())
+             COALESCE(${batch.runAt ?? null}::timestamptz, ${dueAt()})
       FROM parent p, unnest(${batch.children.map((child) => child.id)}::uuid[],
                             ${batch.children.map((child) => child.payloadJson)}::jsonb[]) AS c(id, payload)
       RETURNING 1
@@ -58,7 +58,7 @@ export function insertOperation(t: Tables, operation: OperationPlan, inline: Inl
     WITH inserted AS (
       INSERT INTO ${t.operations} (id, tenant_id, type, payload, max_attempts, run_at, idempotency_key)
       VALUES (${operation.id}::uuid, ${operation.tenantId}, ${operation.type}, ${operation.payloadJson}::jsonb,
-              ${operation.maxAttempts}, COALESCE(${operation.runAt ?? null}::timestamptz, now()),
+              ${operation.maxAttempts}, COALESCE(${operation.runAt ?? null}::timestamptz, ${dueAt()}),
               ${operation.idempotencyKey ?? null})
       ${onConflict}
       RETURNING *

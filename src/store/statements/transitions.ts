@@ -8,7 +8,7 @@
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
-import { CANCEL_CHANNEL, lockedById, milliseconds, raw, sql, TERMINAL, wakeQueue, type Sql } from "./shared";
+import { CANCEL_CHANNEL, dueAt, lockedById, milliseconds, raw, sql, TERMINAL, wakeQueue, type Sql } from "./shared";
 
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
@@ -300,7 +300,7 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
                      WHEN o.cancel_requested_at IS NOT NULL THEN COALESCE(p.error, ${CANCELLED_ERROR})
                      ELSE COALESCE(p.error, o.error) END,
         run_at = CASE WHEN p.target = 'pending' AND o.cancel_requested_at IS NULL
-                      THEN now() + make_interval(secs => p.delay_s) ELSE o.run_at END,
+                      THEN ${dueAt(sql`make_interval(secs => p.delay_s)`)} ELSE o.run_at END,
         attempts = o.attempts - p.refund,
         locked_by = NULL, locked_until = NULL, lock_token = NULL,
         finished_at = CASE WHEN p.target <> 'pending' OR o.cancel_requested_at IS NOT NULL THEN now() END`,
@@ -343,7 +343,7 @@ export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql
                        ELSE 'pending' END)::${t.operationStatus},
         error = jsonb_build_object('name', 'LeaseExpired', 'message', 'the lease of ' || o.locked_by || ' expired',
           'retryable', o.attempts < o.max_attempts, 'attempt', o.attempts),
-        run_at = now(), locked_by = NULL, locked_until = NULL, lock_token = NULL,
+        run_at = ${dueAt()}, locked_by = NULL, locked_until = NULL, lock_token = NULL,
         finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR o.attempts >= o.max_attempts THEN now() END`,
       topic: TERMINAL_TOPIC,
     },
@@ -398,7 +398,7 @@ export function requeueLocked(
       carry: sql`, u.old_status`,
       from: ["failed", "cancelled"],
       set: sql`
-        status = 'pending', attempts = 0, run_at = now(), result = NULL, error = NULL,
+        status = 'pending', attempts = 0, run_at = ${dueAt()}, result = NULL, error = NULL,
         cancel_requested_at = NULL, started_at = NULL, finished_at = NULL`,
       topic: sql`'operation.retried'::text`,
     },
