@@ -264,6 +264,26 @@ describe("the outbox relay", () => {
     }
   });
 
+  it("stores a delivery due at once no later than its transaction's now(), so a relay woken by the commit finds it due", async () => {
+    // available_at keeps milliseconds and rounds: a plain now() landed up to half a millisecond in
+    // the future about half the time, and a relay woken within it found nothing and waited its poll.
+    await receiving("remote");
+    const writing = withoutSubscribers();
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const notYetDue = await db.prisma.$transaction(async (tx) => {
+        await writing.submitOperation(
+          { tenantId: "t", type: "email.send", payload: { to: "a@b.co", subject: "s" } },
+          { tx },
+        );
+        const rows = await tx.$queryRaw<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'remote' AND available_at > now()`;
+        return rows[0]!.n;
+      });
+      expect(notYetDue).toBe(0);
+    }
+    expect((await db.pool.query(`SELECT count(*)::int AS n FROM operation_deliveries`)).rows[0].n).toBe(40);
+  });
+
   it("notifies once per subscriber with deliveries due elsewhere; never for inline ones or a rollback", async () => {
     await service({ name: "remote", deliver: () => undefined }).ready();
     const inline = service({ name: "local", deliver: () => undefined });

@@ -1,7 +1,7 @@
 // The outbox: events written in the statement of the change they report, one delivery row per
 // registered subscriber that wants the topic, and the relay's claims and outcomes on those rows.
 import type { Tables } from "../tables";
-import { lockedByKey, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
+import { dueAt, lockedByKey, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
 
 /** An outbox event as read back: what every delivery carries. */
 export interface OutboxEvent {
@@ -64,7 +64,7 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
     ), deliveries AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
       SELECT e.id, s.name,
-             CASE WHEN s.name = ANY(${local}::text[]) THEN now() + ${milliseconds(inline.leaseMs)} ELSE now() END
+             CASE WHEN s.name = ANY(${local}::text[]) THEN now() + ${milliseconds(inline.leaseMs)} ELSE ${dueAt()} END
       FROM events e
       JOIN ${t.subscribers} s ON s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics)
       RETURNING event_id, subscriber, subscriber = ANY(${local}::text[]) AS inline
@@ -247,7 +247,7 @@ export interface DeadFilter {
 export function redeliverDead(t: Tables, filter: DeadFilter): Sql {
   return sql`
     WITH revived AS (
-      UPDATE ${t.deliveries} d SET dead_at = NULL, attempts = 0, available_at = now()
+      UPDATE ${t.deliveries} d SET dead_at = NULL, attempts = 0, available_at = ${dueAt()}
       FROM ${t.outbox} e
       WHERE e.id = d.event_id AND d.dead_at IS NOT NULL
         AND (${filter.subscriber ?? null}::text IS NULL OR d.subscriber = ${filter.subscriber ?? null})
