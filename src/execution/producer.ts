@@ -176,7 +176,12 @@ export class Producer {
       this.queue.push(rows);
       this.pump();
       // A queue that gave its whole share, or one left out, may have more: the regular claims go on.
-      if (taken.length < queues.length || filledShare(rows, perQueue)) this.wakeRegular();
+      // So may one that gave nothing: its new rows can be held by a regular claim in flight, whose
+      // pick function locks them (each of its queries sees what committed before it ran) while its
+      // UPDATE, whose snapshot is older, cannot claim them — that claim then ends without them and
+      // only the next one takes them (seen: a row started a poll interval late, once in ~5,000).
+      if (taken.length < queues.length || filledShare(rows, perQueue) || someGaveNothing(taken, rows))
+        this.wakeRegular();
     }
   }
 
@@ -277,6 +282,12 @@ export class Producer {
       });
     }
   }
+}
+
+/** Whether some of `queues` has no row in `rows`. */
+function someGaveNothing(queues: readonly QueueKey[], rows: readonly ClaimedRow[]): boolean {
+  const gave = new Set(rows.map(keyOf));
+  return queues.some((queue) => !gave.has(keyOf(queue)));
 }
 
 /** Whether some queue gave `perQueue` rows (so it may have more due). */

@@ -1,0 +1,95 @@
+// The producer's claim scheduling, against a store whose claims the test answers: what it claims
+// next, and when, after each answer.
+import { silentLogger } from "../../src";
+import { Producer } from "../../src/execution/producer";
+import type { ClaimedRow } from "../../src/store/statements/claims";
+import type { Store } from "../../src/store/store";
+
+/** A claim the test answers when it wants. */
+function pending<T>() {
+  let answer: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((resolve) => (answer = resolve));
+  return { promise, answer };
+}
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function producerWith(store: Store): Producer {
+  return new Producer(
+    store,
+    {
+      workerId: "w",
+      types: ["task"],
+      concurrency: 16,
+      prefetch: 0,
+      batchSize: 4, // the regular claim in flight leaves room for the notified queue's own claim
+      leaseMs: 30_000,
+      pollIntervalMs: 60_000,
+      policy: { fair: true },
+    },
+    silentLogger,
+    () => undefined,
+    () => Promise.resolve(),
+    () => 0,
+  );
+}
+
+/** A store whose every claim waits for the test's answer. */
+function answeredStore() {
+  const regular: ReturnType<typeof pending<ClaimedRow[]>>[] = [];
+  const announced: ReturnType<typeof pending<ClaimedRow[]>>[] = [];
+  const store = {
+    claimDue: () => {
+      const claim = pending<ClaimedRow[]>();
+      regular.push(claim);
+      return claim.promise;
+    },
+    claimAnnounced: () => {
+      const claim = pending<ClaimedRow[]>();
+      announced.push(claim);
+      return claim.promise;
+    },
+  } as unknown as Store;
+  return { store, regular, announced };
+}
+
+// In the database: a regular claim's pick function locked the notified rows (each of its queries
+// sees what committed before it ran), its UPDATE (whose snapshot is older) could not take them, and
+// the notified queue's own claim skipped them as locked — so both claims came back without them.
+describe("Producer", () => {
+  it("claims again once the regular claim in flight ends, when a notified queue's claim got nothing", async () => {
+    const { store, regular, announced } = answeredStore();
+    const producer = producerWith(store);
+    producer.start();
+    await until("the first regular claim", () => regular.length === 1);
+    producer.wake({ type: "task", tenantId: "B" });
+    await until("the notified queue's claim", () => announced.length === 1);
+    announced[0]!.answer([]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    regular[0]!.answer([]);
+    await until("another regular claim, not the poll a minute later", () => regular.length === 2);
+    regular[1]!.answer([]);
+    await producer.stop();
+  });
+
+  it("claims again at once when the notified queue's claim gets nothing after the regular claim ended", async () => {
+    const { store, regular, announced } = answeredStore();
+    const producer = producerWith(store);
+    producer.start();
+    await until("the first regular claim", () => regular.length === 1);
+    producer.wake({ type: "task", tenantId: "B" });
+    await until("the notified queue's claim", () => announced.length === 1);
+    regular[0]!.answer([]); // the regular claim ends first: the loop would wait its poll
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    announced[0]!.answer([]);
+    await until("another regular claim, not the poll a minute later", () => regular.length === 2);
+    regular[1]!.answer([]);
+    await producer.stop();
+  });
+});
