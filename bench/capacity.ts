@@ -13,7 +13,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { analyzeAndCheckpoint, benchScript, cpuSeconds, postgresCpuSeconds, sleep, withClient } from "./common";
+import {
+  analyzeAndCheckpoint,
+  benchScript,
+  cpuSeconds,
+  postgresCpuSeconds,
+  sleep,
+  withClient,
+} from "./common";
 import { createDatabase, databaseUrl, dropDatabase, step } from "./steps";
 import { median, round } from "./stats";
 

@@ -80,7 +80,10 @@ async function explain(client: Client, label: string, statement: { sql: string; 
 
 /** The server's WAL position now (pg_lsn text). */
 async function walPosition(url: string): Promise<string> {
-  return withClient(url, async (client) => (await client.query("SELECT pg_current_wal_lsn() AS lsn")).rows[0].lsn);
+  return withClient(
+    url,
+    async (client) => (await client.query("SELECT pg_current_wal_lsn() AS lsn")).rows[0].lsn,
+  );
 }
 
 /**

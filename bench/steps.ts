@@ -38,21 +38,17 @@ export function step(
 ): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const script = benchScript("scenario");
-    const child = spawn(
-      process.execPath,
-      ["--expose-gc", ...script.execArgv, script.file],
-      {
-        env: {
-          ...process.env,
-          BENCH_URL: databaseUrl(database),
-          BENCH_SYSTEM: system,
-          BENCH_SCENARIO: scenario,
-          BENCH_PARAMS: JSON.stringify(params),
-          ...env,
-        },
-        stdio: ["ignore", "pipe", "pipe"],
+    const child = spawn(process.execPath, ["--expose-gc", ...script.execArgv, script.file], {
+      env: {
+        ...process.env,
+        BENCH_URL: databaseUrl(database),
+        BENCH_SYSTEM: system,
+        BENCH_SCENARIO: scenario,
+        BENCH_PARAMS: JSON.stringify(params),
+        ...env,
       },
-    );
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderrTail = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

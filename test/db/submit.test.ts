@@ -317,7 +317,10 @@ describe("the caller's transaction", () => {
     const ops = service();
     for (let attempt = 0; attempt < 40; attempt++) {
       const notYetDue = await db.prisma.$transaction(async (tx) => {
-        const batch = await ops.submitBatch({ tenantId: "t", type: "documents.ingest", items: documents(3) }, { tx });
+        const batch = await ops.submitBatch(
+          { tenantId: "t", type: "documents.ingest", items: documents(3) },
+          { tx },
+        );
         const single = await ops.submitOperation(
           { tenantId: "t", type: "email.send", payload: { to: "a@b.co", subject: "hi" } },
           { tx },

@@ -8,7 +8,17 @@
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
-import { CANCEL_CHANNEL, dueAt, lockedById, milliseconds, raw, sql, TERMINAL, wakeQueue, type Sql } from "./shared";
+import {
+  CANCEL_CHANNEL,
+  dueAt,
+  lockedById,
+  milliseconds,
+  raw,
+  sql,
+  TERMINAL,
+  wakeQueue,
+  type Sql,
+} from "./shared";
 
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
