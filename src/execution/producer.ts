@@ -148,8 +148,12 @@ export class Producer {
   private async claimAnnounced(): Promise<void> {
     const { concurrency, workerId, leaseMs } = this.options;
     while (this.announcedQueues.size > 0 && !this.stopping) {
-      const queues = [...this.announcedQueues.values()].filter((queue) => !this.queue.holds(queue));
+      const announced = [...this.announcedQueues.values()];
       this.announcedQueues.clear();
+      const queues = announced.filter((queue) => !this.queue.holds(queue));
+      // A queue announced again while its earlier rows wait here: its new rows are the regular
+      // claims' (a starved loop would otherwise wait for its poll).
+      if (queues.length < announced.length) this.wakeRegular();
       if (queues.length === 0) continue;
       const room = this.free(true);
       if (room <= 0) {

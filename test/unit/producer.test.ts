@@ -93,3 +93,56 @@ describe("Producer", () => {
     await producer.stop();
   });
 });
+
+describe("Producer, a queue announced again while its rows wait here", () => {
+  it("leaves the new rows to a regular claim at once, not to the poll", async () => {
+    const { store, regular, announced } = answeredStore();
+    const slots: (() => void)[] = [];
+    const producer = new Producer(
+      store,
+      {
+        workerId: "w",
+        types: ["task"],
+        concurrency: 2,
+        prefetch: 2,
+        batchSize: 2,
+        leaseMs: 30_000,
+        pollIntervalMs: 60_000,
+        policy: { fair: true },
+      },
+      silentLogger,
+      () => undefined,
+      () => new Promise<void>((resolve) => slots.push(resolve)), // handlers that keep their slots
+      () => 0,
+    );
+    const row = (id: string, tenantId: string): ClaimedRow =>
+      ({
+        id,
+        tenantId,
+        type: "task",
+        batchId: null,
+        payload: {},
+        attempts: 1,
+        maxAttempts: 3,
+        lockToken: id,
+        pickOrder: 1,
+      }) as ClaimedRow;
+    producer.start();
+    await until("the first regular claim", () => regular.length === 1);
+    regular[0]!.answer([row("a1", "A"), row("a2", "A")]); // both slots busy from now on
+    await until("the next regular claim", () => regular.length === 2);
+    regular[1]!.answer([]); // nothing more due: the loop waits for its poll
+    await until("A's rows running", () => slots.length === 2);
+    producer.wake({ type: "task", tenantId: "B" });
+    await until("B's claim", () => announced.length === 1);
+    producer.wake({ type: "task", tenantId: "B" }); // B's second batch, while the first claim is in flight
+    announced[0]!.answer([row("b1", "B")]); // less than its share; it waits here behind A's rows
+    await until(
+      "a regular claim for B's second batch, not the poll a minute later",
+      () => regular.length === 3,
+    );
+    regular[2]!.answer([]);
+    for (const free of slots) free();
+    await producer.stop();
+  });
+});
