@@ -231,7 +231,7 @@ export function markFailed(
     SET attempts = GREATEST(d.attempts, 1),
         last_error = ${error},
         dead_at = ${retryDelayMs === null ? sql`now()` : sql`NULL`},
-        available_at = ${retryDelayMs === null ? sql`d.available_at` : sql`now() + ${milliseconds(retryDelayMs)}`}
+        available_at = ${retryDelayMs === null ? sql`d.available_at` : dueAt(milliseconds(retryDelayMs))}
     FROM ${stillOurs(t, [delivery])}
     WHERE ${BY_KEY}`;
 }
