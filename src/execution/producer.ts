@@ -151,13 +151,11 @@ export class Producer {
       const announced = [...this.announcedQueues.values()];
       this.announcedQueues.clear();
       const queues = announced.filter((queue) => !this.queue.holds(queue));
-      // A queue announced again while its earlier rows wait here: its new rows are the regular
-      // claims' (a starved loop would otherwise wait for its poll).
-      if (queues.length < announced.length) this.wakeRegular();
-      if (queues.length === 0) continue;
       const room = this.free(true);
-      if (room <= 0) {
-        this.wakeRegular(); // no room now: the regular claims take them, in their turn
+      if (queues.length === 0 || room <= 0) {
+        // Their earlier rows wait here, or there is no room now: the regular claims take the new
+        // ones, in their turn (a starved loop would otherwise wait for its poll).
+        this.wakeRegular();
         continue;
       }
       const taken = queues.slice(0, room);
@@ -179,13 +177,13 @@ export class Producer {
       this.onClaimed(rows);
       this.queue.push(rows);
       this.pump();
-      // A queue that gave its whole share, or one left out, may have more: the regular claims go on.
-      // So may one that gave nothing: its new rows can be held by a regular claim in flight, whose
-      // pick function locks them (each of its queries sees what committed before it ran) while its
-      // UPDATE, whose snapshot is older, cannot claim them — that claim then ends without them and
-      // only the next one takes them (seen: a row started a poll interval late, once in ~5,000).
-      if (taken.length < queues.length || filledShare(rows, perQueue) || someGaveNothing(taken, rows))
-        this.wakeRegular();
+      // The regular claims go on unless every announced queue gave rows, but not its whole share.
+      // One left out, one whose earlier rows wait here, or one that gave its whole share may have
+      // more due; so may one that gave nothing: its new rows can be held by a regular claim in
+      // flight, whose pick function locks them (each of its queries sees what committed before it
+      // ran) while its UPDATE, whose snapshot is older, cannot claim them — that claim ends without
+      // them, and only the next one takes them (seen: a start a poll interval late, 2 in 45,000).
+      if (!everyQueueServed(announced, rows, perQueue)) this.wakeRegular();
     }
   }
 
@@ -288,20 +286,16 @@ export class Producer {
   }
 }
 
-/** Whether some of `queues` has no row in `rows`. */
-function someGaveNothing(queues: readonly QueueKey[], rows: readonly ClaimedRow[]): boolean {
-  const gave = new Set(rows.map(keyOf));
-  return queues.some((queue) => !gave.has(keyOf(queue)));
-}
-
-/** Whether some queue gave `perQueue` rows (so it may have more due). */
-function filledShare(rows: readonly ClaimedRow[], perQueue: number): boolean {
+/** Whether each of `queues` gave at least one row in `rows` and fewer than `perQueue`. */
+function everyQueueServed(
+  queues: readonly QueueKey[],
+  rows: readonly ClaimedRow[],
+  perQueue: number,
+): boolean {
   const counts = new Map<string, number>();
-  for (const row of rows) {
-    const key = keyOf(row);
-    const count = (counts.get(key) ?? 0) + 1;
-    if (count >= perQueue) return true;
-    counts.set(key, count);
-  }
-  return false;
+  for (const row of rows) counts.set(keyOf(row), (counts.get(keyOf(row)) ?? 0) + 1);
+  return queues.every((queue) => {
+    const count = counts.get(keyOf(queue)) ?? 0;
+    return count > 0 && count < perQueue;
+  });
 }
