@@ -1,7 +1,7 @@
 // The producer's claim scheduling, against a store whose claims the test answers: what it claims
 // next, and when, after each answer.
 import { silentLogger } from "../../src";
-import { Producer } from "../../src/execution/producer";
+import { Producer, type ProducerOptions } from "../../src/execution/producer";
 import type { ClaimedRow } from "../../src/store/statements/claims";
 import type { Store } from "../../src/store/store";
 
@@ -20,7 +20,11 @@ async function until(what: string, condition: () => boolean): Promise<void> {
   }
 }
 
-function producerWith(store: Store): Producer {
+function producerWith(
+  store: Store,
+  options: Partial<ProducerOptions> = {},
+  run: () => Promise<void> = () => Promise.resolve(),
+): Producer {
   return new Producer(
     store,
     {
@@ -32,13 +36,26 @@ function producerWith(store: Store): Producer {
       leaseMs: 30_000,
       pollIntervalMs: 60_000,
       policy: { fair: true },
+      ...options,
     },
     silentLogger,
     () => undefined,
-    () => Promise.resolve(),
+    run,
     () => 0,
   );
 }
+
+const row = (id: string, tenantId: string): ClaimedRow => ({
+  id,
+  tenantId,
+  type: "task",
+  batchId: null,
+  payload: {},
+  attempts: 1,
+  maxAttempts: 3,
+  lockToken: id,
+  pickOrder: 1,
+});
 
 /** A store whose every claim waits for the test's answer. */
 function answeredStore() {
@@ -62,14 +79,20 @@ function answeredStore() {
 // In the database: a regular claim's pick function locked the notified rows (each of its queries
 // sees what committed before it ran), its UPDATE (whose snapshot is older) could not take them, and
 // the notified queue's own claim skipped them as locked — so both claims came back without them.
+/** A producer whose first regular claim is in flight when queue B is notified and claimed on its own. */
+async function notifiedDuringARegularClaim() {
+  const { store, regular, announced } = answeredStore();
+  const producer = producerWith(store);
+  producer.start();
+  await until("the first regular claim", () => regular.length === 1);
+  producer.wake({ type: "task", tenantId: "B" });
+  await until("the notified queue's claim", () => announced.length === 1);
+  return { producer, regular, announced };
+}
+
 describe("Producer", () => {
   it("claims again once the regular claim in flight ends, when a notified queue's claim got nothing", async () => {
-    const { store, regular, announced } = answeredStore();
-    const producer = producerWith(store);
-    producer.start();
-    await until("the first regular claim", () => regular.length === 1);
-    producer.wake({ type: "task", tenantId: "B" });
-    await until("the notified queue's claim", () => announced.length === 1);
+    const { producer, regular, announced } = await notifiedDuringARegularClaim();
     announced[0]!.answer([]);
     await new Promise((resolve) => setTimeout(resolve, 0));
     regular[0]!.answer([]);
@@ -79,12 +102,7 @@ describe("Producer", () => {
   });
 
   it("claims again at once when the notified queue's claim gets nothing after the regular claim ended", async () => {
-    const { store, regular, announced } = answeredStore();
-    const producer = producerWith(store);
-    producer.start();
-    await until("the first regular claim", () => regular.length === 1);
-    producer.wake({ type: "task", tenantId: "B" });
-    await until("the notified queue's claim", () => announced.length === 1);
+    const { producer, regular, announced } = await notifiedDuringARegularClaim();
     regular[0]!.answer([]); // the regular claim ends first: the loop would wait its poll
     await new Promise((resolve) => setTimeout(resolve, 0));
     announced[0]!.answer([]);
@@ -98,35 +116,11 @@ describe("Producer, a queue announced again while its rows wait here", () => {
   it("leaves the new rows to a regular claim at once, not to the poll", async () => {
     const { store, regular, announced } = answeredStore();
     const slots: (() => void)[] = [];
-    const producer = new Producer(
+    const producer = producerWith(
       store,
-      {
-        workerId: "w",
-        types: ["task"],
-        concurrency: 2,
-        prefetch: 2,
-        batchSize: 2,
-        leaseMs: 30_000,
-        pollIntervalMs: 60_000,
-        policy: { fair: true },
-      },
-      silentLogger,
-      () => undefined,
+      { concurrency: 2, prefetch: 2, batchSize: 2 },
       () => new Promise<void>((resolve) => slots.push(resolve)), // handlers that keep their slots
-      () => 0,
     );
-    const row = (id: string, tenantId: string): ClaimedRow =>
-      ({
-        id,
-        tenantId,
-        type: "task",
-        batchId: null,
-        payload: {},
-        attempts: 1,
-        maxAttempts: 3,
-        lockToken: id,
-        pickOrder: 1,
-      }) as ClaimedRow;
     producer.start();
     await until("the first regular claim", () => regular.length === 1);
     regular[0]!.answer([row("a1", "A"), row("a2", "A")]); // both slots busy from now on
