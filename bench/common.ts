@@ -3,13 +3,15 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 
+/** Whether the bench runs compiled (`npm run bench` runs dist-bench/, as an application runs in production). */
+export const COMPILED = __filename.endsWith(".js");
+
 /**
  * How to start another bench script as a child process: compiled JavaScript under plain `node` when
- * this file is itself compiled (`npm run bench` runs dist-bench/, as an application runs in
- * production), its TypeScript under tsx otherwise (the profile tools run with `npx tsx`).
+ * the bench runs compiled, its TypeScript under tsx otherwise (the profile tools run with `npx tsx`).
  */
 export function benchScript(name: string): { file: string; execArgv: string[] } {
-  return __filename.endsWith(".js")
+  return COMPILED
     ? { file: join(__dirname, `${name}.js`), execArgv: [] }
     : { file: join(__dirname, `${name}.ts`), execArgv: ["--import", "tsx"] };
 }

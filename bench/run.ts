@@ -9,7 +9,7 @@
 // best peer, and `BENCH {json}`.
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { withClient } from "./common";
+import { COMPILED, withClient } from "./common";
 import { admin, createDatabase, databaseUrl, dropDatabase, fresh, step } from "./steps";
 import { CONCURRENCY, SYSTEMS, type Setting } from "./settings";
 import { percentile, round, spread, type Spread } from "./stats";
@@ -154,7 +154,7 @@ async function commitProbe(): Promise<{ p50: number; p99: number; max: number }>
   }
 }
 
-const RUNTIME = __filename.endsWith(".js")
+const RUNTIME = COMPILED
   ? "compiled JavaScript (tsc → dist-bench/) under plain node for every system's processes, as in production"
   : "every system's processes under tsx (about 35 MB more RSS each); `npm run bench` runs them compiled";
 
