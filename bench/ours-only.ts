@@ -115,7 +115,8 @@ export async function buildScaleDatabase(url: string, rows: number): Promise<voi
        ORDER BY b.g, n`,
       [size],
     );
-    // The events, in the order they would have been written, and their deliveries, delivered.
+    // The events, in the order they would have been written; their in-process subscriber had
+    // each one inline, which leaves no delivery row.
     await client.query(`
       INSERT INTO operation_outbox (tenant_id, topic, aggregate_id, payload, created_at)
       SELECT tenant_id, topic, aggregate_id, payload, created_at FROM (
@@ -133,9 +134,6 @@ export async function buildScaleDatabase(url: string, rows: number): Promise<voi
                                   'completed', 100, 'failed', 0, 'cancelled', 0, 'episode', 1)
         FROM operation_batches b WHERE b.status = 'completed'
       ) e ORDER BY created_at, k, aggregate_id`);
-    await client.query(`
-      INSERT INTO operation_deliveries (event_id, subscriber, attempts, available_at, delivered_at)
-      SELECT id, 'bench', 1, created_at, created_at FROM operation_outbox ORDER BY id`);
     await client.query("COMMIT");
     await client.query("VACUUM ANALYZE");
     await client.query("CHECKPOINT");

@@ -51,6 +51,7 @@ if (args.worker) process.env.BENCH_OURS_WORKER = args.worker;
 const STORE_METHODS = [
   "claimDue",
   "finishOperations",
+  "settleHolds",
   "markDelivered",
   "markFailed",
   "claimDeliveries",

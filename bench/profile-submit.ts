@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   await system.submit(20, size, "bench");
   await analyzeAndCheckpoint(url);
 
-  const probe = instrument(Store.prototype, ["insertBatch", "markDelivered"]);
+  const probe = instrument(Store.prototype, ["insertBatch", "settleHolds", "markDelivered"]);
   const cpu = process.cpuUsage();
   const started = performance.now();
   await withCpuProfile(args.cpuprofile, `${batches} submits`, 100, () =>

@@ -58,16 +58,17 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
     "operation processing with an expired lease",
     `SELECT id, locked_by FROM operations WHERE status = 'processing' AND locked_until < now()`,
   );
-  // Delivery, per subscriber: every event has a delivery row for each subscriber registered before
-  // it was written that wants its topic (and none for one that does not); every row ended
-  // delivered (none owed, none dead: the subscribers only hiccup or dawdle) and the subscriber
-  // really received it at least once.
+  // Delivery, per subscriber: every event (pruned ones too) was received at least once by each
+  // subscriber registered before it was written that wants its topic — whether its process
+  // delivered it inline (a hold, settled, no row kept) or a relay did (a delivery row) — and by no
+  // other; nothing is left owed, held or dead (the subscribers only hiccup or dawdle); a row marked
+  // delivered was really received.
   const wants = `(s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))`;
   await expectNone(
-    "event without the delivery row of a subscriber that wants it",
-    `SELECT e.id, e.topic, s.name FROM operation_outbox e
+    "event a subscriber that wants it never received",
+    `SELECT e.id, e.topic, s.name FROM soak_all_events e
      JOIN operation_subscribers s ON s.registered_at < e.created_at AND ${wants}
-     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = e.id AND d.subscriber = s.name)`,
+     WHERE NOT EXISTS (SELECT 1 FROM soak_deliveries r WHERE r.event_id = e.id AND r.subscriber = s.name)`,
   );
   await expectNone(
     "delivery row for a subscriber that does not want the topic",
@@ -80,16 +81,21 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
     `SELECT event_id, subscriber, attempts, dead_at, last_error FROM operation_deliveries WHERE delivered_at IS NULL`,
   );
   await expectNone(
+    "held delivery never settled nor taken over",
+    `SELECT id, subscriber, event_ids, held_until FROM operation_delivery_holds`,
+  );
+  await expectNone(
     "delivery recorded as done that its subscriber never received",
     `SELECT d.event_id, d.subscriber FROM operation_deliveries d
      WHERE d.delivered_at IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM soak_deliveries r WHERE r.event_id = d.event_id AND r.subscriber = d.subscriber)`,
   );
   await expectNone(
-    "delivery of an event that is not in the outbox, or to a subscriber it was not owed to",
+    "delivery of an event that was never written, or to a subscriber it was not owed to",
     `SELECT r.event_id, r.subscriber FROM soak_deliveries r
-     WHERE NOT EXISTS (SELECT 1 FROM operation_deliveries d WHERE d.event_id = r.event_id AND d.subscriber = r.subscriber)
-       AND NOT EXISTS (SELECT 1 FROM soak_pruned_events p WHERE p.id = r.event_id)`,
+     WHERE NOT EXISTS (
+       SELECT 1 FROM soak_all_events e JOIN operation_subscribers s ON s.name = r.subscriber
+       WHERE e.id = r.event_id AND s.registered_at < e.created_at AND ${wants})`,
   );
   // Every terminal operation has the event of its final state, written after its last re-queue.
   await expectNone(

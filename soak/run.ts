@@ -379,7 +379,13 @@ async function main(): Promise<void> {
   })();
 
   // Table sizes over the run: with retention they stay bounded, without it they only grow.
-  const TABLES = ["operations", "operation_batches", "operation_outbox", "operation_deliveries"] as const;
+  const TABLES = [
+    "operations",
+    "operation_batches",
+    "operation_outbox",
+    "operation_deliveries",
+    "operation_delivery_holds",
+  ] as const;
   const tableRows = { max: {} as Record<string, number>, final: {} as Record<string, number> };
   const countTables = async () => {
     const { rows } = await check.query(
@@ -399,8 +405,11 @@ async function main(): Promise<void> {
     void Promise.all([
       check.query(`SELECT status::text, count(*)::int AS n FROM operations GROUP BY 1 ORDER BY 1`),
       check.query(
-        `SELECT subscriber, count(*)::int AS n FROM operation_deliveries
-         WHERE delivered_at IS NULL AND dead_at IS NULL GROUP BY 1 ORDER BY 1`,
+        `SELECT subscriber, count(*)::int AS n FROM (
+           SELECT subscriber FROM operation_deliveries WHERE delivered_at IS NULL AND dead_at IS NULL
+           UNION ALL
+           SELECT h.subscriber FROM operation_delivery_holds h CROSS JOIN LATERAL unnest(h.event_ids)) owed
+         GROUP BY 1 ORDER BY 1`,
       ),
     ])
       .then(([operations, owed]) =>
@@ -428,8 +437,9 @@ async function main(): Promise<void> {
     const { rows } = await check.query(`
       SELECT (SELECT count(*) FROM operations WHERE status IN ('pending', 'processing'))::int AS active,
              (SELECT count(*) FROM operation_batches WHERE status IN ('pending', 'processing'))::int AS batches,
-             (SELECT count(*) FROM operation_deliveries WHERE delivered_at IS NULL AND dead_at IS NULL)::int AS undelivered`);
-    const left = rows[0].active + rows[0].batches + rows[0].undelivered;
+             (SELECT count(*) FROM operation_deliveries WHERE delivered_at IS NULL AND dead_at IS NULL)::int AS undelivered,
+             (SELECT count(*) FROM operation_delivery_holds)::int AS held`);
+    const left = rows[0].active + rows[0].batches + rows[0].undelivered + rows[0].held;
     if (left === 0) {
       settled = true;
       break;

@@ -1,18 +1,20 @@
-// Delivers outbox events to this process's subscribers and records each delivery's outcome on its
-// own row (one per event and subscriber). Used right after a commit (inline) and by the relay.
+// Delivers outbox events to this process's subscribers and records the outcomes: right after a
+// commit (inline: the events the commit held for them, each hold settled in one go) and for the
+// relay (the delivery rows it claimed, each outcome on its own row).
 import { backoffDelayMs, type BackoffPolicy } from "../domain/backoff";
 import { errorMessage, OperationsError } from "../errors";
 import type { Logger } from "../logger";
 import type {
   ClaimedDelivery,
   DeliveryRef,
+  HoldSettlement,
   Inline,
   OutboxEvent,
   WrittenEvent,
 } from "../store/statements/outbox";
 import type { Store } from "../store/store";
 import { toDeliveredEvent, type EventSubscriber } from "./events";
-import { DeliveryMarks } from "./marks";
+import { GroupCommit } from "./group-commit";
 
 export interface OutboxPolicy {
   /** Delivery attempts per subscriber before its delivery is marked dead. Default 12. */
@@ -21,7 +23,8 @@ export interface OutboxPolicy {
   backoff: BackoffPolicy;
   /**
    * How long the process that committed an event has to deliver it to its own subscribers before
-   * a relay may take those deliveries (the relay would otherwise race the inline delivery). Default 60 s.
+   * a relay may take those deliveries over (the relay would otherwise race the inline delivery).
+   * Default 60 s.
    */
   inlineLeaseMs: number;
   /**
@@ -92,8 +95,12 @@ function checkSubscribers(subscribers: readonly EventSubscriber[]): void {
 export class OutboxDispatcher {
   private readonly byName: Map<string, EventSubscriber>;
   private registration: Promise<void> | undefined;
-  /** Every success of this process goes through one group commit: inline, relayed, concurrent. */
-  private readonly marks = new DeliveryMarks((refs) => this.recordDelivered(refs));
+  /** Every relayed success of this process goes through one group commit… */
+  private readonly marks = new GroupCommit<DeliveryRef>((refs) => this.recordDelivered(refs));
+  /** …and every settled hold through another: inline deliveries after any commit of this process. */
+  private readonly settles = new GroupCommit<HoldSettlement>((settlements) =>
+    this.recordSettled(settlements),
+  );
 
   constructor(
     private readonly store: Store,
@@ -112,7 +119,7 @@ export class OutboxDispatcher {
 
   /**
    * Registers this process's subscribers (once; again after a failure), so that every event
-   * written from then on — by any process — gets a delivery row for each of them.
+   * written from then on — by any process — is owed to each of them that wants its topic.
    */
   ready(): Promise<void> {
     this.registration ??= this.store
@@ -125,19 +132,25 @@ export class OutboxDispatcher {
   }
 
   /**
-   * Delivers events this process has just committed to its own subscribers that got a delivery row
-   * for them. Never throws: a failure is recorded on that subscriber's row for the relay.
+   * Delivers events this process has just committed to its own subscribers they were held for,
+   * then settles the holds (a failure gets a delivery row there, for the relays). Resolves once the
+   * holds are settled. Never throws.
    */
   async dispatchCommitted(events: readonly WrittenEvent[]): Promise<DispatchReport> {
     const report: DispatchReport = { delivered: [], failed: [] };
-    const delivered: DeliveryRef[] = [];
+    const settlements = new Map<
+      string,
+      HoldSettlement & { failures: HoldSettlement["failures"][number][] }
+    >();
     for (const event of events) {
-      for (const name of event.deliverTo) {
-        const ref = { eventId: event.id, subscriber: name, claimedAttempts: 0 };
-        if (await this.attempt(event, ref, 1, report)) delivered.push(ref);
+      for (const { subscriber, hold } of event.heldFor) {
+        let settlement = settlements.get(hold);
+        if (!settlement) settlements.set(hold, (settlement = { hold, failures: [] }));
+        const failure = await this.attempt(event, subscriber, 1, report);
+        if (failure) settlement.failures.push({ eventId: event.id, ...failure });
       }
     }
-    await this.marks.add(delivered);
+    await this.settles.add([...settlements.values()]);
     return report;
   }
 
@@ -158,57 +171,75 @@ export class OutboxDispatcher {
         subscriber: delivery.subscriber,
         claimedAttempts: delivery.attempts,
       };
-      if (await this.attempt(delivery.event, ref, delivery.attempts, report))
+      const failure = await this.attempt(delivery.event, delivery.subscriber, delivery.attempts, report);
+      if (!failure) {
         recording.push(this.marks.add([ref]).then(() => onSettled?.(ref)));
-      else onSettled?.(ref);
+        continue;
+      }
+      await this.store.markFailed(ref, failure.error, failure.retryDelayMs).catch((markError: unknown) =>
+        this.logger.error("could not record a failed delivery; the relay will retry it", {
+          eventId: ref.eventId,
+          subscriber: ref.subscriber,
+          error: errorMessage(markError),
+        }),
+      );
+      onSettled?.(ref);
     }
     await Promise.all(recording);
     return report;
   }
 
-  /** One delivery attempt; a failure is recorded at once. True when the subscriber took the event. */
+  /**
+   * One delivery attempt. Undefined when the subscriber took the event; otherwise the failure to
+   * record: its error and when to try again (null: never, the attempts are used up).
+   */
   private async attempt(
     event: OutboxEvent,
-    ref: DeliveryRef,
+    name: string,
     attempt: number,
     report: DispatchReport,
-  ): Promise<boolean> {
-    const subscriber = this.byName.get(ref.subscriber);
+  ): Promise<{ error: string; retryDelayMs: number | null } | undefined> {
+    const subscriber = this.byName.get(name);
     try {
-      if (!subscriber) throw new Error(`no subscriber named "${ref.subscriber}" in this process`);
+      if (!subscriber) throw new Error(`no subscriber named "${name}" in this process`);
       await withDeadline(
         () => subscriber.deliver(toDeliveredEvent(event, attempt)),
         this.policy.deliveryTimeoutMs,
       );
-      report.delivered.push({ eventId: event.id, subscriber: ref.subscriber });
-      return true;
+      report.delivered.push({ eventId: event.id, subscriber: name });
+      return undefined;
     } catch (error) {
-      const failure = new DeliveryError(ref.subscriber, error);
+      const failure = new DeliveryError(name, error);
       const dead = attempt >= this.policy.maxAttempts;
       report.failed.push({
         eventId: event.id,
         topic: event.topic,
-        subscriber: ref.subscriber,
+        subscriber: name,
         error: failure.message,
         dead,
       });
       this.logger.warn(dead ? "delivery is dead after its last attempt" : "delivery failed; will retry", {
         eventId: event.id,
         topic: event.topic,
-        subscriber: ref.subscriber,
+        subscriber: name,
         attempt,
         error: errorMessage(error),
       });
-      const retryDelayMs = dead ? null : backoffDelayMs(attempt, this.policy.backoff);
-      await this.store.markFailed(ref, errorMessage(error), retryDelayMs).catch((markError: unknown) =>
-        this.logger.error("could not record a failed delivery; the relay will retry it", {
-          eventId: event.id,
-          subscriber: ref.subscriber,
-          error: errorMessage(markError),
-        }),
-      );
-      return false;
+      return {
+        error: errorMessage(error),
+        retryDelayMs: dead ? null : backoffDelayMs(attempt, this.policy.backoff),
+      };
     }
+  }
+
+  private async recordSettled(settlements: readonly HoldSettlement[]): Promise<void> {
+    // Not settled (the database went away): the holds run out, and the relays deliver them again.
+    await this.store.settleHolds(settlements).catch((error: unknown) =>
+      this.logger.error("could not settle held deliveries; they will be delivered again", {
+        holds: settlements.map((settlement) => settlement.hold),
+        error: errorMessage(error),
+      }),
+    );
   }
 
   private async recordDelivered(refs: readonly DeliveryRef[]): Promise<void> {

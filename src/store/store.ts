@@ -30,6 +30,7 @@ import type {
   ClaimedDelivery,
   DeadFilter,
   DeliveryRef,
+  HoldSettlement,
   Inline,
   NewOutboxEvent,
   OutboxEvent,
@@ -328,6 +329,14 @@ export class Store {
 
   markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
     return this.execute(prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)));
+  }
+
+  /** Settles holds (see outbox.settleHolds): how many were still there, and the delivery rows their failures got. */
+  async settleHolds(settlements: readonly HoldSettlement[]): Promise<{ settled: number; failed: number }> {
+    if (settlements.length === 0) return { settled: 0, failed: 0 };
+    return (await this.one<{ settled: number; failed: number }>(
+      prepared(outbox.settleHolds(this.tables, settlements)),
+    ))!;
   }
 
   async redeliverDead(filter: DeadFilter): Promise<number> {

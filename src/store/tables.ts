@@ -13,6 +13,7 @@ export interface Tables {
   readonly outbox: Sql;
   readonly subscribers: Sql;
   readonly deliveries: Sql;
+  readonly holds: Sql;
   readonly workers: Sql;
   readonly pickClaimable: Sql;
   readonly pickAnnounced: Sql;
@@ -50,6 +51,7 @@ export function tablesIn(schema?: string): Tables {
     outbox: name("operation_outbox"),
     subscribers: name("operation_subscribers"),
     deliveries: name("operation_deliveries"),
+    holds: name("operation_delivery_holds"),
     workers: name("operation_workers"),
     pickClaimable: name("operations_pick_claimable"),
     pickAnnounced: name("operations_pick_announced"),

@@ -36,7 +36,14 @@ export function seedService(prisma: PrismaClient) {
     logger: silentLogger,
     subscribers: [
       { name: "audit-log", deliver: () => undefined },
-      { name: "billing-webhook", topics: ["batch.completed", "batch.failed"], deliver: () => undefined },
+      {
+        name: "billing-webhook",
+        topics: ["batch.completed", "batch.failed"],
+        // Down: every delivery to it fails, and leaves a delivery row (the seed then makes them dead).
+        deliver: () => {
+          throw new Error("POST https://billing.internal/hooks: 502 Bad Gateway");
+        },
+      },
     ],
   });
 }

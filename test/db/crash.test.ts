@@ -3,7 +3,7 @@
 // after its lease was taken over. Waits are on conditions, never fixed sleeps.
 import { createOperations, silentLogger } from "../../src";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { sleepingBackend, truncateAll, waitFor } from "../support/fixtures";
+import { OWED_DELIVERIES_SQL, sleepingBackend, truncateAll, waitFor } from "../support/fixtures";
 import { processTypes } from "../support/process-types";
 import { spawnWorker, stopWorkers, type WorkerProcess } from "../support/processes";
 
@@ -72,10 +72,7 @@ describe("many workers at once", () => {
     await waitFor("every batch to finish", async () => (await unfinishedBatches()) === 0, 120_000, 100);
     await waitFor(
       "every event to be delivered",
-      async () =>
-        (await scalar<number>(
-          `SELECT count(*)::int FROM operation_deliveries WHERE delivered_at IS NULL`,
-        )) === 0,
+      async () => (await scalar<number>(OWED_DELIVERIES_SQL)) === 0,
       30_000,
       100,
     );

@@ -25,12 +25,24 @@ const types = {
   mail: defineOperationType({ payload: z.object({ to: z.string() }), maxAttempts: 2 }),
 };
 
+/** While true, the audit subscriber refuses every event, and its one attempt leaves it dead. */
+let auditDown = false;
+beforeEach(() => (auditDown = false));
+
 function service() {
   return createOperations({
     ...db.connection,
     types,
     logger: silentLogger,
-    subscribers: [{ name: "audit", deliver: () => undefined }],
+    subscribers: [
+      {
+        name: "audit",
+        deliver: () => {
+          if (auditDown) throw new Error("down");
+        },
+      },
+    ],
+    outbox: { maxAttempts: 1 },
   });
 }
 type Ops = ReturnType<typeof service>;
@@ -346,17 +358,47 @@ describe("why rows wait", () => {
   });
 });
 
+describe("an event's deliveries", () => {
+  it("tells each subscriber's: had inline (no row kept), held by its process, or a delivery row", async () => {
+    const ops = service();
+    const { batch } = await ops.submitBatch({ tenantId: "a", type: "work", items: items(1) });
+    // A second event about the batch, held for audit by a process that has not settled it yet.
+    await storeOf(db.prisma).insertEvents(
+      [{ tenantId: "a", topic: "note", aggregateId: batch.id, payload: {} }],
+      ops.dispatcher.inline,
+    );
+    // A third, refused by audit: its one attempt leaves a dead delivery row.
+    auditDown = true;
+    await ops.cancelBatch("a", batch.id);
+    const server = await dashboard(ops, () => ({ tenants: ["a"] }));
+    const client = new DashboardClient(server.url);
+    await client.open();
+    const detail = (await client.get(`api/batches/${batch.id}`)).json();
+    const states = detail.events.map((event: { topic: string; deliveries: object[] }) => [
+      event.topic,
+      event.deliveries.map((d) => {
+        const { subscriber, kind, deadAt } = d as { subscriber: string; kind: string; deadAt: string | null };
+        return { subscriber, kind, dead: deadAt !== null };
+      }),
+    ]);
+    expect(states).toEqual([
+      ["batch.submitted", [{ subscriber: "audit", kind: "inline", dead: false }]],
+      ["note", [{ subscriber: "audit", kind: "held", dead: false }]],
+      ["batch.cancelled", [{ subscriber: "audit", kind: "row", dead: true }]],
+    ]);
+  });
+});
+
 describe("tenants", () => {
   it("shows an operator of tenant a nothing of tenant b, and lets them change none of it", async () => {
     const ops = service();
+    auditDown = true;
     const mine = (await ops.submitBatch({ tenantId: "a", type: "work", items: items(2) })).batch;
     const theirs = (await ops.submitBatch({ tenantId: "b", type: "work", items: items(2) })).batch;
     const theirOperation = (
       await ops.submitOperation({ tenantId: "b", type: "mail", payload: { to: "secret@b" } })
     ).operation;
-    await db.pool.query(
-      `UPDATE operation_deliveries SET dead_at = now(), delivered_at = NULL, last_error = 'down'`,
-    );
+    auditDown = false;
     const server = await dashboard(ops, () => ({ tenants: ["a"] }));
     const client = new DashboardClient(server.url);
     await client.open();
@@ -435,11 +477,10 @@ describe("actions", () => {
 
   it("redelivers the dead deliveries named", async () => {
     const ops = service();
+    auditDown = true;
     await ops.submitBatch({ tenantId: "a", type: "work", items: items(1) });
     await ops.submitBatch({ tenantId: "a", type: "work", items: items(1) });
-    await db.pool.query(
-      `UPDATE operation_deliveries SET dead_at = now(), delivered_at = NULL, last_error = 'down'`,
-    );
+    auditDown = false;
     const server = await dashboard(ops, () => ({ tenants: "*" }));
     const client = new DashboardClient(server.url);
     await client.open();

@@ -5,7 +5,7 @@ import { createOperations, silentLogger, type DeliveredEvent, type EventSubscrib
 import { markDelivered } from "../../src/store/statements/outbox";
 import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { truncateAll, types, waitFor } from "../support/fixtures";
+import { OWED_DELIVERIES_SQL, truncateAll, types, waitFor } from "../support/fixtures";
 
 let db: TestDatabase;
 
@@ -126,10 +126,8 @@ describe("recording a delivery", () => {
     await prisma.$disconnect();
     await pool.end();
     expect(received).toHaveLength(20);
-    const { rows } = await db.pool.query(
-      `SELECT count(*)::int AS n FROM operation_deliveries WHERE delivered_at IS NULL`,
-    );
-    expect(rows[0].n).toBe(0);
+    const { rows } = await db.pool.query(OWED_DELIVERIES_SQL);
+    expect(rows[0].owed).toBe(0);
   });
 
   it("commits without waiting for the WAL flush, for its own transaction only", async () => {

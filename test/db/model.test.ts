@@ -41,7 +41,13 @@ import {
   type ModelOperation,
   type Policy,
 } from "../support/model";
-import { differences, invariantViolations, readSnapshot, type Snapshot } from "../support/snapshot";
+import {
+  deliveredTo,
+  differences,
+  invariantViolations,
+  readSnapshot,
+  type Snapshot,
+} from "../support/snapshot";
 import { finish, NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
@@ -664,8 +670,8 @@ class ModelStep implements fc.AsyncCommand<Model, Real> {
     ];
     // What a call of the public API wrote is delivered before it returns (inline, after its commit).
     if (API_CALLS.has(this.action.kind)) {
-      for (const [eventId, rows] of snapshot.deliveries) {
-        if (BigInt(eventId) > lastEvent && !rows.get(SUBSCRIBER))
+      for (const [eventId, states] of snapshot.deliveries) {
+        if (BigInt(eventId) > lastEvent && !deliveredTo(states, SUBSCRIBER))
           problems.push(`event ${eventId} of this call was not delivered`);
       }
     }

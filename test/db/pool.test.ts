@@ -15,7 +15,7 @@ import {
 } from "../../src";
 import type { PrismaClient } from "../../src/generated/prisma/client";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { countRows, truncateAll, waitFor } from "../support/fixtures";
+import { countRows, OWED_DELIVERIES_SQL, truncateAll, waitFor } from "../support/fixtures";
 
 const types = {
   task: defineOperationType({
@@ -105,9 +105,7 @@ it("sends nothing through the client outside a transaction: submits, workers, de
   expect((await ops.cancelOperation("t", later.operation.id)).state).toBe("cancelled");
   await ops.cancelBatch("t", batch.id).catch(() => undefined); // finished: a conflict, read first
   await waitFor("every event delivered", async () => {
-    const { rows } = await db.pool.query(
-      `SELECT count(*)::int AS owed FROM operation_deliveries WHERE delivered_at IS NULL`,
-    );
+    const { rows } = await db.pool.query(OWED_DELIVERIES_SQL);
     return rows[0].owed === 0;
   });
   await worker.stop();

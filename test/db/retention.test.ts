@@ -79,6 +79,19 @@ async function backdate(kind: "batch" | "operation", id: string, days: number): 
   );
 }
 
+/**
+ * Gives `eventId` a delivery row for audit as a failed delivery leaves it (the service's inline
+ * deliveries succeed, and keep no row): dead since `deadAgo`, or still owed when that is null.
+ */
+async function failedDelivery(eventId: string, deadAgo: string | null): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO operation_deliveries (event_id, subscriber, attempts, last_error, dead_at)
+     VALUES ($1, 'audit', 1, 'down', now() - $2::interval)
+     ON CONFLICT (event_id, subscriber) DO UPDATE SET delivered_at = NULL, dead_at = EXCLUDED.dead_at`,
+    [eventId, deadAgo],
+  );
+}
+
 /** The event about `aggregateId` with `topic`. */
 async function eventId(aggregateId: string, topic: string): Promise<string> {
   const { rows } = await db.pool.query(
@@ -158,14 +171,9 @@ describe("retention", () => {
     await backdate("batch", owedEventBatch.id, 31); // would go, but one event is still owed
     await backdate("batch", inFlight.id, 40); // in flight, with a child finished 40 days ago: stays
     const deadEvent = await eventId(deadEventBatch.id, "batch.completed");
-    await db.pool.query(
-      `UPDATE operation_deliveries SET delivered_at = NULL, dead_at = now() - interval '10 days' WHERE event_id = $1`,
-      [deadEvent],
-    );
+    await failedDelivery(deadEvent, "10 days");
     const owedEvent = await eventId(owedEventBatch.id, "batch.completed");
-    await db.pool.query(`UPDATE operation_deliveries SET delivered_at = NULL WHERE event_id = $1`, [
-      owedEvent,
-    ]);
+    await failedDelivery(owedEvent, null);
 
     // Standalone operations.
     const expiredEmail = (
@@ -190,10 +198,7 @@ describe("retention", () => {
     await backdate("operation", oldPending.id, 100); // not finished: stays, whatever its age
     // An event of a kept operation whose delivery died 31 days ago: past deadEventDays, it goes.
     const longDead = await eventId(keptTask.id, "operation.completed");
-    await db.pool.query(
-      `UPDATE operation_deliveries SET delivered_at = NULL, dead_at = now() - interval '31 days' WHERE event_id = $1`,
-      [longDead],
-    );
+    await failedDelivery(longDead, "31 days");
 
     // Workers: one stopped 25 hours ago goes; one seen now stays.
     await db.pool.query(`

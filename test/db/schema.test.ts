@@ -61,7 +61,8 @@ async function rowsIn(schema: string) {
   const { rows } = await db.pool.query(
     `SELECT (SELECT count(*) FROM ${schema}.operation_batches)::int AS batches,
             (SELECT count(*) FROM ${schema}.operations)::int AS operations,
-            (SELECT count(*) FROM ${schema}.operation_deliveries)::int AS deliveries`,
+            (SELECT count(*) FROM ${schema}.operation_deliveries)::int AS deliveries,
+            (SELECT count(*) FROM ${schema}.operation_delivery_holds)::int AS holds`,
   );
   return rows[0];
 }
@@ -76,8 +77,8 @@ describe("the module's tables in another PostgreSQL schema", () => {
     ["a connection whose search_path names the schema", { searchPath: SCHEMA }],
   ])("%s: submit, run, cancel, retry, deliver and count all happen there", async (_name, setup) => {
     await db.pool.query(
-      `TRUNCATE ${SCHEMA}.operation_deliveries, ${SCHEMA}.operation_subscribers, ${SCHEMA}.operation_outbox,
-                ${SCHEMA}.operations, ${SCHEMA}.operation_batches`,
+      `TRUNCATE ${SCHEMA}.operation_deliveries, ${SCHEMA}.operation_delivery_holds, ${SCHEMA}.operation_subscribers,
+                ${SCHEMA}.operation_outbox, ${SCHEMA}.operations, ${SCHEMA}.operation_batches`,
     );
     const before = await rowsIn("public");
     const delivered: DeliveredEvent[] = [];

@@ -20,8 +20,8 @@ const task = (n: number) => ({ n, mode: "ok" as const, ms: 0 });
 /** A small settled history: two batches run to completion, one cancelled, every event delivered. */
 async function settledHistory(): Promise<Known> {
   await db.pool.query(
-    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches, soak_runs,
-       soak_deliveries, soak_pruned_events, soak_pruned_batches RESTART IDENTITY`,
+    `TRUNCATE operation_deliveries, operation_delivery_holds, operation_subscribers, operation_outbox, operations,
+       operation_batches, soak_runs, soak_deliveries, soak_pruned_events, soak_pruned_batches RESTART IDENTITY`,
   );
   const record = { query: (text: string, values: unknown[]) => db.pool.query(text, values) };
   const ops = createOperations({
@@ -73,17 +73,31 @@ describe("the soak's invariant checks", () => {
     [
       "an event its subscriber never received",
       `DELETE FROM soak_deliveries WHERE event_id = (SELECT max(event_id) FROM soak_deliveries)`,
+      /event a subscriber that wants it never received/,
+    ],
+    [
+      "a delivery row marked delivered that its subscriber never received",
+      `INSERT INTO operation_deliveries (event_id, subscriber, attempts, delivered_at)
+       SELECT max(event_id), 'recorder', 1, now() FROM soak_deliveries;
+       DELETE FROM soak_deliveries WHERE event_id = (SELECT max(event_id) FROM soak_deliveries)`,
       /delivery recorded as done that its subscriber never received/,
     ],
     [
       "a delivery still owed",
-      `UPDATE operation_deliveries SET delivered_at = NULL WHERE event_id = (SELECT min(event_id) FROM operation_deliveries)`,
+      `INSERT INTO operation_deliveries (event_id, subscriber) SELECT min(id), 'recorder' FROM operation_outbox`,
       /delivery never completed/,
     ],
     [
-      "an event written without its subscriber's delivery row",
-      `DELETE FROM operation_deliveries WHERE event_id = (SELECT max(event_id) FROM operation_deliveries)`,
-      /without the delivery row of a subscriber that wants it/,
+      "a hold never settled",
+      `INSERT INTO operation_delivery_holds (subscriber, event_ids, held_until)
+       SELECT 'recorder', ARRAY[max(id)], now() FROM operation_outbox`,
+      /held delivery never settled nor taken over/,
+    ],
+    [
+      "an event received by a subscriber it was not owed to",
+      `INSERT INTO soak_deliveries (event_id, topic, aggregate_id, node, subscriber)
+       SELECT id, topic, aggregate_id, 't', 'stranger' FROM operation_outbox LIMIT 1`,
+      /to a subscriber it was not owed to/,
     ],
     [
       "a duplicated batch terminal event",

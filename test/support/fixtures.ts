@@ -50,10 +50,15 @@ export async function countRows(pool: Pool): Promise<RowCounts> {
 
 export async function truncateAll(pool: Pool): Promise<void> {
   await pool.query(
-    `TRUNCATE operation_deliveries, operation_subscribers, operation_outbox, operations, operation_batches,
-       operation_workers RESTART IDENTITY`,
+    `TRUNCATE operation_deliveries, operation_delivery_holds, operation_subscribers, operation_outbox, operations,
+       operation_batches, operation_workers RESTART IDENTITY`,
   );
 }
+
+/** Deliveries still owed to any subscriber: delivery rows not delivered yet, and events held for inline delivery. */
+export const OWED_DELIVERIES_SQL = `
+  SELECT (SELECT count(*) FROM operation_deliveries WHERE delivered_at IS NULL)::int
+       + (SELECT COALESCE(sum(cardinality(event_ids)), 0) FROM operation_delivery_holds)::int AS owed`;
 
 /** Resolves when `condition` holds, polling; fails with `what` if it does not within `timeoutMs`. */
 export async function waitFor(

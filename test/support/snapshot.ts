@@ -38,8 +38,20 @@ export interface Snapshot {
   batches: Map<string, BatchRow>;
   /** By aggregate id, then topic (batch terminal events as `batch.<status>#<episode>`): how many. */
   events: Map<string, Map<string, number>>;
-  /** Every event id, with its delivery rows: subscriber → delivered yet. */
-  deliveries: Map<string, Map<string, boolean>>;
+  /**
+   * Every event id, with what each subscriber is still owed or got: a delivery row (`owed`,
+   * `delivered` by a relay, `dead`) or a hold (`held`: being delivered inline). A subscriber with
+   * neither got the event inline, which leaves no row.
+   */
+  deliveries: Map<string, Map<string, DeliveryState>>;
+}
+
+export type DeliveryState = "owed" | "delivered" | "dead" | "held";
+
+/** Whether `subscriber` has had the event: inline (no row, no hold) or marked delivered. */
+export function deliveredTo(states: ReadonlyMap<string, DeliveryState>, subscriber: string): boolean {
+  const state = states.get(subscriber);
+  return state === undefined || state === "delivered";
 }
 
 export async function readSnapshot(pool: Pool): Promise<Snapshot> {
@@ -64,17 +76,28 @@ export async function readSnapshot(pool: Pool): Promise<Snapshot> {
     const deliveries = await client.query<{
       eventId: string;
       subscriber: string | null;
-      delivered: boolean;
+      state: DeliveryState | null;
     }>(`
-      SELECT e.id::text AS "eventId", d.subscriber, d.delivered_at IS NOT NULL AS "delivered"
-      FROM operation_outbox e LEFT JOIN operation_deliveries d ON d.event_id = e.id`);
+      SELECT e.id::text AS "eventId", NULL AS "subscriber", NULL AS "state" FROM operation_outbox e
+      UNION ALL
+      SELECT d.event_id::text, d.subscriber,
+             CASE WHEN d.delivered_at IS NOT NULL THEN 'delivered' WHEN d.dead_at IS NOT NULL THEN 'dead' ELSE 'owed' END
+      FROM operation_deliveries d
+      UNION ALL
+      SELECT x.event_id::text, h.subscriber, 'held'
+      FROM operation_delivery_holds h CROSS JOIN LATERAL unnest(h.event_ids) AS x(event_id)`);
     await client.query("COMMIT");
-    const byEvent = new Map<string, Map<string, boolean>>();
+    const byEvent = new Map<string, Map<string, DeliveryState>>();
+    const twice: string[] = [];
     for (const row of deliveries.rows) {
-      const rows = byEvent.get(row.eventId) ?? new Map<string, boolean>();
-      if (row.subscriber !== null) rows.set(row.subscriber, row.delivered);
-      byEvent.set(row.eventId, rows);
+      const states = byEvent.get(row.eventId) ?? new Map<string, DeliveryState>();
+      if (row.subscriber !== null && row.state !== null) {
+        if (states.has(row.subscriber)) twice.push(`${row.eventId}:${row.subscriber}`);
+        states.set(row.subscriber, row.state);
+      }
+      byEvent.set(row.eventId, states);
     }
+    if (twice.length) throw new Error(`owed twice (a delivery row and a hold): ${twice.join(", ")}`);
     const byAggregate = new Map<string, Map<string, number>>();
     for (const row of events.rows) {
       const topics = byAggregate.get(row.aggregateId) ?? new Map<string, number>();
@@ -202,23 +225,23 @@ export function invariantViolations(s: Snapshot, received?: Received): string[] 
 }
 
 /**
- * Per-subscriber delivery: every event has one delivery row for each subscriber; what was handed to
- * the subscriber is exactly what is marked delivered, each once (no relay runs in these tests, so
- * only the committing process delivers, inline).
+ * Per-subscriber delivery: what was handed to the subscribers is exactly what they have had (no
+ * row and no hold, or a row marked delivered), each once; nothing is left held; every row belongs
+ * to one of them (no relay runs in these tests, so only the committing process delivers, inline).
  */
 function deliveryViolations(s: Snapshot, received: Received): string[] {
   const problems: string[] = [];
   const handed = new Map<string, number>();
   for (const id of received.eventIds) handed.set(id, (handed.get(id) ?? 0) + 1);
-  for (const [eventId, rows] of s.deliveries) {
-    const names = [...rows.keys()].sort();
-    if (JSON.stringify(names) !== JSON.stringify([...received.subscribers].sort())) {
-      problems.push(`event ${eventId} has delivery rows for ${JSON.stringify(names)}`);
-    }
-    const delivered = [...rows.values()].filter(Boolean).length;
-    if (delivered !== (handed.get(eventId) ?? 0)) {
+  for (const [eventId, states] of s.deliveries) {
+    const strangers = [...states.keys()].filter((name) => !received.subscribers.includes(name));
+    if (strangers.length) problems.push(`event ${eventId} is owed to ${JSON.stringify(strangers)}`);
+    const held = [...states].filter(([, state]) => state === "held").map(([name]) => name);
+    if (held.length) problems.push(`event ${eventId} is still held for ${JSON.stringify(held)}`);
+    const had = received.subscribers.filter((name) => deliveredTo(states, name)).length;
+    if (had !== (handed.get(eventId) ?? 0)) {
       problems.push(
-        `event ${eventId} marked delivered ${delivered} times, handed over ${handed.get(eventId) ?? 0} times`,
+        `event ${eventId} had by ${had} subscribers, handed over ${handed.get(eventId) ?? 0} times`,
       );
     }
   }

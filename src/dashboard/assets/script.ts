@@ -628,6 +628,8 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
         h("div", null, h("code", null, e.topic), " ", h("span", { class: "faint" }, "#" + e.id)),
         h("div", { class: "when" }, clock(e.createdAt)),
         h("div", { class: "deliveries" }, e.deliveries.length ? e.deliveries.map(function (d) {
+          if (d.kind === "inline") return h("span", { class: "delivery d-delivered", title: "delivered by the process that wrote it, right after its commit (no row is kept)" }, d.subscriber + " ✓");
+          if (d.kind === "held") return h("span", { class: "delivery d-owed", title: "the process that wrote it is delivering it; a relay takes over at " + clock(d.availableAt) }, d.subscriber + " · being delivered");
           if (d.deliveredAt) return h("span", { class: "delivery d-delivered", title: "delivered " + clock(d.deliveredAt) }, d.subscriber + " ✓");
           if (d.deadAt) return h("span", { class: "delivery d-dead", title: d.lastError || "" }, d.subscriber + " ✗ dead after " + d.attempts + (d.lastError ? ": " + d.lastError : ""));
           return h("span", { class: "delivery d-owed", title: d.lastError || "" }, d.subscriber + " · owed, attempt " + d.attempts + ", next " + clock(d.availableAt));

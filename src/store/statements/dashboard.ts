@@ -7,6 +7,7 @@ import type { BatchStatus, FailurePolicy } from "../../domain/status";
 import type { Tables } from "../tables";
 import type { WaitingBatch } from "../../domain/waiting";
 import type { BatchRow, OperationView } from "../views";
+import { owedTo } from "./outbox";
 import { OPERATION_COLUMNS } from "./reads";
 import { raw, sql, type Sql } from "./shared";
 
@@ -119,9 +120,8 @@ export function subscribers(t: Tables, scope: TenantScope): Sql {
     FROM ${t.subscribers} s
     LEFT JOIN LATERAL (
       SELECT count(*) AS backlog, min(e.created_at) AS oldest
-      FROM ${t.deliveries} d JOIN ${t.outbox} e ON e.id = d.event_id
-      WHERE d.subscriber = s.name AND d.delivered_at IS NULL AND d.dead_at IS NULL
-        AND ${inScope("e.tenant_id", scope)}) o ON true
+      FROM (${owedTo(t, sql`s.name`)}) w JOIN ${t.outbox} e ON e.id = w.event_id
+      WHERE ${inScope("e.tenant_id", scope)}) o ON true
     LEFT JOIN LATERAL (
       SELECT count(*) AS dead
       FROM ${t.deliveries} d JOIN ${t.outbox} e ON e.id = d.event_id
@@ -268,6 +268,14 @@ export interface EventRow {
   createdAt: Date;
   deliveries: {
     subscriber: string;
+    /**
+     * `row`: a delivery row (owed to the relays, delivered by one, or dead); `held`: being
+     * delivered by the process that wrote the event (until `availableAt`, then by a relay);
+     * `inline`: delivered by that process right after its commit, which keeps no row — told by
+     * the absence of both for a subscriber registered, with topics that want it, when the event
+     * was written.
+     */
+    kind: "row" | "held" | "inline";
     attempts: number;
     availableAt: string;
     deliveredAt: string | null;
@@ -278,13 +286,28 @@ export interface EventRow {
 
 /** The events about one batch or operation, in order, each with its deliveries. */
 export function eventsAbout(t: Tables, scope: TenantScope, aggregateId: string, limit: number): Sql {
+  const rowOf = sql`SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id AND d.subscriber = s.name`;
+  const holdOf = sql`SELECT 1 FROM ${t.holds} h WHERE h.subscriber = s.name AND e.id = ANY(h.event_ids)`;
   return sql`
     SELECT e.id::text AS "id", e.tenant_id AS "tenantId", e.topic, e.aggregate_id::text AS "aggregateId",
            e.payload, e.created_at AS "createdAt",
-           COALESCE((SELECT json_agg(json_build_object('subscriber', d.subscriber, 'attempts', d.attempts,
-                       'availableAt', d.available_at, 'deliveredAt', d.delivered_at, 'deadAt', d.dead_at,
-                       'lastError', d.last_error) ORDER BY d.subscriber)
-                     FROM ${t.deliveries} d WHERE d.event_id = e.id), '[]'::json) AS "deliveries"
+           COALESCE((
+             SELECT json_agg(json_build_object('subscriber', x.subscriber, 'kind', x.kind, 'attempts', x.attempts,
+                      'availableAt', x.available_at, 'deliveredAt', x.delivered_at, 'deadAt', x.dead_at,
+                      'lastError', x.last_error) ORDER BY x.subscriber)
+             FROM (
+               SELECT d.subscriber, 'row' AS kind, d.attempts, d.available_at, d.delivered_at, d.dead_at, d.last_error
+               FROM ${t.deliveries} d WHERE d.event_id = e.id
+               UNION ALL
+               SELECT h.subscriber, 'held', 0, h.held_until, NULL, NULL, NULL
+               FROM ${t.holds} h WHERE e.id = ANY(h.event_ids)
+               UNION ALL
+               SELECT s.name, 'inline', 1, e.created_at, NULL, NULL, NULL
+               FROM ${t.subscribers} s
+               WHERE s.registered_at <= e.created_at
+                 AND (s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))
+                 AND NOT EXISTS (${rowOf}) AND NOT EXISTS (${holdOf})
+             ) x), '[]'::json) AS "deliveries"
     FROM ${t.outbox} e
     WHERE e.aggregate_id = ${aggregateId}::uuid AND ${inScope("e.tenant_id", scope)}
     ORDER BY e.id LIMIT ${limit}`;

@@ -1,5 +1,7 @@
-// The outbox: events written in the statement of the change they report, one delivery row per
-// registered subscriber that wants the topic, and the relay's claims and outcomes on those rows.
+// The outbox: events written in the statement of the change they report; for each registered
+// subscriber that wants the topic, a delivery row (the relays deliver it) or, for the writing
+// process's own subscribers, a hold (that process delivers the events right after its commit); the
+// relay's claims and outcomes on delivery rows, and the settling of holds.
 import type { Tables } from "../tables";
 import { dueAt, lockedByKey, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
 
@@ -15,8 +17,8 @@ export interface OutboxEvent {
 
 /** An event a statement has just written, with the subscribers of this process it is to be delivered to. */
 export interface WrittenEvent extends OutboxEvent {
-  /** This process's subscribers that got a delivery row for it, held for inline delivery. */
-  deliverTo: string[];
+  /** This process's subscribers it is held for (inline delivery after commit), each with its hold's id. */
+  heldFor: { subscriber: string; hold: string }[];
 }
 
 /** A delivery the relay claimed: the event, whom it is for, and the attempt number it was claimed with. */
@@ -28,8 +30,8 @@ export interface ClaimedDelivery {
 
 /**
  * Which of the writing process's subscribers deliver inline after commit, and for how long their
- * delivery rows are kept from the relays meanwhile. Delivery rows of other subscribers (those only
- * other processes have) are due at once.
+ * holds are kept from the relays meanwhile. Other subscribers (those only other processes have)
+ * get delivery rows due at once.
  */
 export interface Inline {
   subscribers: readonly string[];
@@ -48,11 +50,16 @@ export interface NewOutboxEvent {
 }
 
 /**
- * CTEs `events` and `deliveries`: inserts the events `source` selects (columns tenant_id, topic,
- * aggregate_id, payload) and a delivery row for each registered subscriber whose topics include
- * the event's; and `relays_woken`, a notification on OUTBOX_CHANNEL per subscriber that got a
- * delivery due at once (not inline), run by WRITTEN_EVENTS. Every statement that writes events
- * writes them through this, so no event can be written without its deliveries.
+ * CTEs `events`, `owed`, `deliveries` and `holds`: inserts the events `source` selects (columns
+ * tenant_id, topic, aggregate_id, payload); for each registered subscriber whose topics include an
+ * event's, a delivery row due at once — or, for the writing process's own (inline) subscribers,
+ * one hold per subscriber naming all of the statement's events it wants, kept from the relays for
+ * `inline.leaseMs`. And `relays_woken`, a notification on OUTBOX_CHANNEL per subscriber that got a
+ * delivery row, run by WRITTEN_EVENTS. Every statement that writes events writes them through
+ * this, so no event can be written without what it owes each subscriber.
+ *
+ * A hold is one row where delivery rows would be one per event, each written twice (created, then
+ * marked delivered): the cost of an event to a subscriber that takes it at once is one array entry.
  */
 export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
   const local = [...inline.subscribers];
@@ -61,34 +68,56 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
       INSERT INTO ${t.outbox} (tenant_id, topic, aggregate_id, payload)
       ${source}
       RETURNING id, tenant_id, topic, aggregate_id, payload, created_at
-    ), deliveries AS (
-      INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
-      SELECT e.id, s.name,
-             CASE WHEN s.name = ANY(${local}::text[]) THEN now() + ${milliseconds(inline.leaseMs)} ELSE ${dueAt()} END
+    ), owed AS (
+      SELECT e.id AS event_id, s.name AS subscriber, s.name = ANY(${local}::text[]) AS inline
       FROM events e
       JOIN ${t.subscribers} s ON s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics)
-      RETURNING event_id, subscriber, subscriber = ANY(${local}::text[]) AS inline
+    ), deliveries AS (
+      INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
+      SELECT event_id, subscriber, ${dueAt()} FROM owed WHERE NOT inline
+      RETURNING subscriber
+    ), holds AS (
+      INSERT INTO ${t.holds} (subscriber, event_ids, held_until)
+      SELECT subscriber, array_agg(event_id ORDER BY event_id), now() + ${milliseconds(inline.leaseMs)}
+      FROM owed WHERE inline GROUP BY subscriber
+      RETURNING id, subscriber, event_ids
     ), relays_woken AS (
       SELECT count(pg_notify(${OUTBOX_CHANNEL}, s.subscriber)) AS notified
-      FROM (SELECT DISTINCT subscriber FROM deliveries WHERE NOT inline) s
+      FROM (SELECT DISTINCT subscriber FROM deliveries) s
     )`;
 }
 
 /**
- * The `events` CTE as JSON for the caller, each with the inline subscribers it is for (see
- * WrittenEvent). It also reads `relays_woken` (a CTE runs only when read), so every statement that
- * returns its events wakes the relays.
+ * The `events` CTE as JSON for the caller, each with the holds it is in (see WrittenEvent). It
+ * also reads `relays_woken` (a CTE runs only when read), so every statement that returns its
+ * events wakes the relays.
  */
 export const WRITTEN_EVENTS = sql`
   COALESCE((
     SELECT json_agg(json_build_object('id', e.id::text, 'tenantId', e.tenant_id, 'topic', e.topic,
              'aggregateId', e.aggregate_id::text, 'payload', e.payload, 'createdAt', e.created_at,
-             'deliverTo', COALESCE(l.names, '[]'::json)) ORDER BY e.id)
+             'heldFor', COALESCE(l.held, '[]'::json)) ORDER BY e.id)
     FROM events e
-    LEFT JOIN (SELECT event_id, json_agg(subscriber ORDER BY subscriber) AS names
-               FROM deliveries WHERE inline GROUP BY event_id) l ON l.event_id = e.id
+    LEFT JOIN (SELECT x.event_id,
+                      json_agg(json_build_object('subscriber', h.subscriber, 'hold', h.id::text) ORDER BY h.subscriber) AS held
+               FROM holds h CROSS JOIN LATERAL unnest(h.event_ids) AS x(event_id) GROUP BY x.event_id) l
+      ON l.event_id = e.id
     WHERE (SELECT notified FROM relays_woken) IS NOT NULL
   ), '[]'::json)`;
+
+/**
+ * The events still owed to the subscriber `subscriber` names (an SQL expression), as a relation
+ * with one column, `event_id`: its delivery rows neither delivered nor dead, and the events of its
+ * holds (being delivered inline, or left by a process that stopped before settling them).
+ */
+export function owedTo(t: Tables, subscriber: Sql): Sql {
+  return sql`
+    SELECT d.event_id FROM ${t.deliveries} d
+    WHERE d.subscriber = ${subscriber} AND d.delivered_at IS NULL AND d.dead_at IS NULL
+    UNION ALL
+    SELECT x.event_id FROM ${t.holds} h CROSS JOIN LATERAL unnest(h.event_ids) AS x(event_id)
+    WHERE h.subscriber = ${subscriber}`;
+}
 
 /** Writes events (with their deliveries) in one statement. */
 export function insertEvents(t: Tables, events: readonly NewOutboxEvent[], inline: Inline): Sql {
@@ -121,36 +150,62 @@ export function registerSubscribers(
     ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now()`;
 }
 
-/** Forgets a subscriber and every delivery still owed to it. */
+/** Forgets a subscriber and every delivery still owed to it (rows and holds). */
 export function removeSubscriber(t: Tables, name: string): Sql {
   return sql`
     WITH gone AS (DELETE FROM ${t.deliveries} WHERE subscriber = ${name} RETURNING 1),
+         unheld AS (DELETE FROM ${t.holds} WHERE subscriber = ${name} RETURNING cardinality(event_ids) AS n),
          removed AS (DELETE FROM ${t.subscribers} WHERE name = ${name} RETURNING 1)
-    SELECT (SELECT count(*) FROM removed)::int AS "removed", (SELECT count(*) FROM gone)::int AS "deliveries"`;
+    SELECT (SELECT count(*) FROM removed)::int AS "removed",
+           ((SELECT count(*) FROM gone) + (SELECT COALESCE(sum(n), 0) FROM unheld))::int AS "deliveries"`;
 }
 
-/** Gives a registered subscriber deliveries of events written before it was registered. */
+/**
+ * Gives a registered subscriber deliveries of events written before it was registered (since
+ * `since`). Events written while it was registered were owed to it already — as delivery rows, or
+ * as holds whose process delivered them and kept no row — so they are not replayed.
+ */
 export function replayEvents(t: Tables, subscriber: string, since: Date | undefined): Sql {
   return sql`
     WITH added AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber)
-      SELECT e.id, s.name FROM ${t.outbox} e
-      JOIN ${t.subscribers} s ON s.name = ${subscriber}
+      SELECT e.id, s.name FROM ${t.subscribers} s
+      JOIN ${t.outbox} e ON e.created_at < s.registered_at
         AND (s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))
-      WHERE e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
+      WHERE s.name = ${subscriber} AND e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
       ON CONFLICT DO NOTHING
       RETURNING 1)
     SELECT count(*)::int AS "added" FROM added`;
 }
 
+/** Holds of one subscriber taken over per relay claim at most (each names up to a group commit's events). */
+const HOLDS_PER_CLAIM = 10;
+
 /**
  * Takes up to `limit` due deliveries of one subscriber for an attempt: counts the attempt (which
  * names this claim) and keeps them from other relays for `leaseMs`; a relay that dies hands them
- * back when that runs out, and a live one extends it while it works (extendDeliveries).
+ * back when that runs out, and a live one extends it while it works (extendDeliveries). It also
+ * takes over the subscriber's holds that ran out (their process died or stalled before settling
+ * them): each becomes delivery rows for its events, claimed by this relay in the same statement,
+ * so the claim can return more than `limit` deliveries. A hold is deleted only here or by its
+ * settle (settleHolds), each under the row's lock, so its events go to one of the two.
  */
 export function claimDeliveries(t: Tables, subscriber: string, limit: number, leaseMs: number): Sql {
   return sql`
-    WITH claimed AS (
+    WITH released AS (
+      DELETE FROM ${t.holds} h
+      WHERE h.id IN (SELECT x.id FROM ${t.holds} x WHERE x.subscriber = ${subscriber} AND x.held_until < now()
+                     ORDER BY x.held_until LIMIT ${HOLDS_PER_CLAIM} FOR UPDATE SKIP LOCKED)
+        AND h.held_until < now()
+      RETURNING h.event_ids
+    ), taken_over AS (
+      INSERT INTO ${t.deliveries} (event_id, subscriber, attempts, available_at)
+      SELECT e.id, ${subscriber}, 1, now() + ${milliseconds(leaseMs)}
+      FROM released r CROSS JOIN LATERAL unnest(r.event_ids) AS x(event_id)
+      JOIN ${t.outbox} e ON e.id = x.event_id
+      ON CONFLICT DO NOTHING
+      RETURNING event_id, attempts
+    ), claimed AS (
       UPDATE ${t.deliveries} d
       SET attempts = d.attempts + 1, available_at = now() + ${milliseconds(leaseMs)}
       FROM ${t.pickDueDeliveries}(${limit}::int, ${subscriber}::text) due
@@ -159,7 +214,7 @@ export function claimDeliveries(t: Tables, subscriber: string, limit: number, le
     )
     SELECT e.id::text AS "id", e.tenant_id AS "tenantId", e.topic, e.aggregate_id::text AS "aggregateId",
            e.payload, e.created_at AS "createdAt", c.attempts
-    FROM claimed c JOIN ${t.outbox} e ON e.id = c.event_id
+    FROM (SELECT * FROM claimed UNION ALL SELECT * FROM taken_over) c JOIN ${t.outbox} e ON e.id = c.event_id
     ORDER BY e.id`;
 }
 
@@ -167,7 +222,7 @@ export function claimDeliveries(t: Tables, subscriber: string, limit: number, le
 export interface DeliveryRef {
   eventId: string;
   subscriber: string;
-  /** The row's `attempts` when this delivery was claimed (0 for an inline delivery). */
+  /** The row's `attempts` when this delivery was claimed. */
   claimedAttempts: number;
 }
 
@@ -203,18 +258,17 @@ export function extendDeliveries(t: Tables, deliveries: readonly DeliveryRef[], 
 
 /**
  * Records deliveries that succeeded, only where the row is still the claim it was taken with: a
- * delivery whose claim ran out and was taken by another relay records nothing. An inline delivery
- * (claimed 0) counts its attempt here; a relay's was counted when it claimed.
+ * delivery whose claim ran out and was taken by another relay records nothing.
  *
  * It commits without waiting for the WAL flush (`synchronous_commit` off for this transaction only;
- * it always runs in a transaction of its own, after the events' commit): a mark lost in a crash of
+ * it always runs in a transaction of its own, after the claim's commit): a mark lost in a crash of
  * the database makes the relay deliver again, which at-least-once delivery allows, and every later
- * synchronous commit flushes it. This takes a disk flush off every submit and every group commit.
+ * synchronous commit flushes it.
  */
 export function markDelivered(t: Tables, deliveries: readonly DeliveryRef[]): Sql {
   return sql`
     UPDATE ${t.deliveries} d
-    SET delivered_at = now(), last_error = NULL, attempts = GREATEST(d.attempts, 1)
+    SET delivered_at = now(), last_error = NULL
     FROM ${stillOurs(t, deliveries)}, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
     WHERE ${BY_KEY}`;
 }
@@ -228,8 +282,7 @@ export function markFailed(
 ): Sql {
   return sql`
     UPDATE ${t.deliveries} d
-    SET attempts = GREATEST(d.attempts, 1),
-        last_error = ${error},
+    SET last_error = ${error},
         dead_at = ${retryDelayMs === null ? sql`now()` : sql`NULL`},
         available_at = ${retryDelayMs === null ? sql`d.available_at` : dueAt(milliseconds(retryDelayMs))}
     FROM ${stillOurs(t, [delivery])}
@@ -255,4 +308,47 @@ export function redeliverDead(t: Tables, filter: DeadFilter): Sql {
         AND (${filter.tenantId ?? null}::text IS NULL OR e.tenant_id = ${filter.tenantId ?? null})
       RETURNING 1)
     SELECT count(*)::int AS "redelivered" FROM revived`;
+}
+
+/** How the inline deliveries of one hold went: the events its subscriber did not take (it took the others). */
+export interface HoldSettlement {
+  hold: string;
+  failures: readonly { eventId: string; error: string; retryDelayMs: number | null }[];
+}
+
+/**
+ * Settles holds whose inline deliveries have been made: deletes each hold still there and, in the
+ * same statement, gives each failed delivery of it a delivery row for the relays, its first attempt
+ * counted — due again after its retry delay, or dead when that is null. A hold a relay has taken
+ * over already (it ran out first) settles nothing: its events are that relay's, and are delivered
+ * once more. A delivery that succeeded leaves no row.
+ *
+ * It commits without waiting for the WAL flush, as markDelivered does: a settle lost in a crash of
+ * the database leaves its holds to run out and be delivered again. This takes a disk flush off
+ * every submit and every group commit.
+ */
+export function settleHolds(t: Tables, settlements: readonly HoldSettlement[]): Sql {
+  const failures = settlements.flatMap((settlement) =>
+    settlement.failures.map((failure) => ({ hold: settlement.hold, ...failure })),
+  );
+  return sql`
+    WITH settled AS (
+      DELETE FROM ${t.holds} h
+      USING (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+      WHERE h.id = ANY(${settlements.map((settlement) => settlement.hold)}::bigint[])
+      RETURNING h.id, h.subscriber
+    ), failed AS (
+      INSERT INTO ${t.deliveries} (event_id, subscriber, attempts, last_error, available_at, dead_at)
+      SELECT f.event_id, s.subscriber, 1, f.error,
+             CASE WHEN f.delay_s IS NULL THEN now() ELSE ${dueAt(sql`make_interval(secs => f.delay_s)`)} END,
+             CASE WHEN f.delay_s IS NULL THEN now() END
+      FROM unnest(${failures.map((f) => f.hold)}::bigint[], ${failures.map((f) => f.eventId)}::bigint[],
+                  ${failures.map((f) => f.error)}::text[],
+                  ${failures.map((f) => (f.retryDelayMs === null ? null : f.retryDelayMs / 1000))}::float8[])
+        AS f(hold, event_id, error, delay_s)
+      JOIN settled s ON s.id = f.hold
+      ON CONFLICT DO NOTHING
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM settled)::int AS "settled", (SELECT count(*) FROM failed)::int AS "failed"`;
 }

@@ -5,9 +5,9 @@
 // event still owed to a subscriber) are stepped over rather than read again by every pass.
 //
 // What is never deleted: a batch not finished (its status, and none of its children unfinished),
-// a batch or operation with an event still owed to a subscriber or dead for less than the
-// policy's time, an event not yet delivered to every subscriber. A batch goes in one statement
-// with all of its children and all of their events (deliveries go with their events).
+// a batch or operation with an event still owed to a subscriber (a delivery row or a hold) or dead
+// for less than the policy's time, an event not yet delivered to every subscriber. A batch goes in
+// one statement with all of its children and all of their events (deliveries go with their events).
 import type { RetentionPolicy } from "../../domain/retention";
 import type { Tables } from "../tables";
 import { raw, sql, TERMINAL, type Sql } from "./shared";
@@ -58,14 +58,21 @@ function expired(policy: RetentionPolicy, r: string): Sql {
 /**
  * No event about any of `aggregates` (a relation with one column, `aggregate_id`) is still owed
  * to a subscriber, or dead and still kept for redelivery. Driven from the aggregates, so it reads
- * their events by the aggregate index and their deliveries by the primary key.
+ * their events by the aggregate index and their deliveries by the primary key (holds, a handful of
+ * rows that live as long as an inline delivery, are read whole).
  */
 function eventsSettled(t: Tables, policy: RetentionPolicy, aggregates: Sql): Sql {
   return sql`NOT EXISTS (
       SELECT 1 FROM (${aggregates}) a
       JOIN ${t.outbox} e ON e.aggregate_id = a.aggregate_id
-      JOIN ${t.deliveries} d ON d.event_id = e.id
-      WHERE (d.delivered_at IS NULL AND d.dead_at IS NULL) OR ${deadKept(policy)})`;
+      WHERE EXISTS (SELECT 1 FROM ${t.deliveries} d WHERE d.event_id = e.id
+                    AND ((d.delivered_at IS NULL AND d.dead_at IS NULL) OR ${deadKept(policy)}))
+         OR ${held(t)})`;
+}
+
+/** The event `e` is named by a hold (still being delivered inline, or left for a relay to take over). */
+function held(t: Tables): Sql {
+  return sql`EXISTS (SELECT 1 FROM ${t.holds} h WHERE e.id = ANY(h.event_ids))`;
 }
 
 /** A delivery that died recently enough to be kept for redelivery. */
@@ -172,7 +179,7 @@ export interface EventCursor {
 
 /**
  * Deletes outbox events every subscriber has had for `deliveredEventSeconds` (events nobody
- * subscribed to count from when they were written), and events whose dead deliveries are past
+ * subscribed to, and events delivered inline, which keep no row, count from when they were written), and events whose dead deliveries are past
  * `deadEventSeconds` — never one still owed to anyone. Looks at `chunkSize` events written before
  * the cut-off, from `after`, in the order they were written.
  */
@@ -193,6 +200,7 @@ export function pruneEvents(t: Tables, policy: RetentionPolicy, after: EventCurs
             AND ((d.delivered_at IS NULL AND d.dead_at IS NULL)
                  OR d.delivered_at >= now() - ${keptDelivered}
                  OR ${deadKept(policy)}))
+        AND NOT ${held(t)}
       FOR UPDATE OF e SKIP LOCKED
     ), gone_events AS (
       DELETE FROM ${t.outbox} e WHERE e.id IN (SELECT id FROM chosen) RETURNING 1

@@ -1,6 +1,7 @@
 // Queue depth as operators size worker pools by: operations only (a batch is never work), split
 // into claimable, scheduled and running; batches in flight; each subscriber's undelivered and dead.
 import type { Tables } from "../tables";
+import { owedTo } from "./outbox";
 import { sql, type Sql } from "./shared";
 
 /** Work waiting and running, per type and tenant — operations only, never a batch. */
@@ -25,17 +26,15 @@ export function batchStats(t: Tables): Sql {
     GROUP BY type, tenant_id`;
 }
 
-/** Each registered subscriber's undelivered and dead deliveries (0 for one with none). */
+/** Each registered subscriber's undelivered (owed: rows and holds) and dead deliveries (0 for one with none). */
 export function deliveryStats(t: Tables): Sql {
   return sql`
-    SELECT s.name AS "subscriber",
-           (SELECT count(*) FROM ${t.deliveries} d
-            WHERE d.subscriber = s.name AND d.delivered_at IS NULL AND d.dead_at IS NULL)::int AS "backlog",
+    SELECT s.name AS "subscriber", COALESCE(o.backlog, 0)::int AS "backlog",
            (SELECT count(*) FROM ${t.deliveries} d WHERE d.subscriber = s.name AND d.dead_at IS NOT NULL)::int AS "dead",
-           COALESCE((SELECT extract(epoch FROM now() - min(e.created_at)) FROM ${t.deliveries} d
-                     JOIN ${t.outbox} e ON e.id = d.event_id
-                     WHERE d.subscriber = s.name AND d.delivered_at IS NULL AND d.dead_at IS NULL), 0)::float8
-             AS "oldestUndeliveredAgeSeconds"
+           COALESCE(extract(epoch FROM now() - o.oldest), 0)::float8 AS "oldestUndeliveredAgeSeconds"
     FROM ${t.subscribers} s
+    LEFT JOIN LATERAL (
+      SELECT count(*) AS backlog, min(e.created_at) AS oldest
+      FROM (${owedTo(t, sql`s.name`)}) w JOIN ${t.outbox} e ON e.id = w.event_id) o ON true
     ORDER BY s.name`;
 }

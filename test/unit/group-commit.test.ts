@@ -1,15 +1,15 @@
-// The group commit of delivery marks: one statement in flight, the rest together in the next, and
-// a failing statement never stops the ones after it.
-import { DeliveryMarks } from "../../src/outbox/marks";
+// The group commit of delivery outcomes: one statement in flight, the rest together in the next,
+// and a failing statement never stops the ones after it.
+import { GroupCommit } from "../../src/outbox/group-commit";
 import type { DeliveryRef } from "../../src/store/statements/outbox";
 
-const ref = (eventId: string): DeliveryRef => ({ eventId, subscriber: "s", claimedAttempts: 0 });
+const ref = (eventId: string): DeliveryRef => ({ eventId, subscriber: "s", claimedAttempts: 1 });
 
-describe("DeliveryMarks", () => {
+describe("GroupCommit", () => {
   it("sends what arrives while a statement is in flight together in the next", async () => {
     const statements: string[][] = [];
     let release: () => void = () => undefined;
-    const marks = new DeliveryMarks(async (refs) => {
+    const marks = new GroupCommit<DeliveryRef>(async (refs) => {
       statements.push(refs.map((r) => r.eventId));
       if (statements.length === 1) await new Promise<void>((resolve) => (release = resolve));
     });
@@ -23,7 +23,7 @@ describe("DeliveryMarks", () => {
 
   it("resolves every caller and goes on when a statement throws", async () => {
     const statements: string[][] = [];
-    const marks = new DeliveryMarks(async (refs) => {
+    const marks = new GroupCommit<DeliveryRef>(async (refs) => {
       statements.push(refs.map((r) => r.eventId));
       if (statements.length === 1) throw new Error("the logger itself threw");
     });
@@ -32,10 +32,10 @@ describe("DeliveryMarks", () => {
     expect(statements).toEqual([["1"], ["2"]]);
   });
 
-  it("keeps each statement to 1,000 deliveries, whole callers at a time", async () => {
+  it("keeps each statement to 1,000 items, whole callers at a time", async () => {
     const sizes: number[] = [];
     let release: () => void = () => undefined;
-    const marks = new DeliveryMarks(async (refs) => {
+    const marks = new GroupCommit<DeliveryRef>(async (refs) => {
       sizes.push(refs.length);
       if (sizes.length === 1) await new Promise<void>((resolve) => (release = resolve));
     });
