@@ -15,6 +15,7 @@ export interface Tables {
   readonly deliveries: Sql;
   readonly holds: Sql;
   readonly workers: Sql;
+  readonly claim: Sql;
   readonly pickClaimable: Sql;
   readonly pickAnnounced: Sql;
   readonly pickDueDeliveries: Sql;
@@ -53,6 +54,7 @@ export function tablesIn(schema?: string): Tables {
     deliveries: name("operation_deliveries"),
     holds: name("operation_delivery_holds"),
     workers: name("operation_workers"),
+    claim: name("operations_claim"),
     pickClaimable: name("operations_pick_claimable"),
     pickAnnounced: name("operations_pick_announced"),
     pickDueDeliveries: name("operation_deliveries_pick_due"),

@@ -37,27 +37,20 @@ export const FIFO: ClaimPolicy = { fair: false };
 
 /**
  * Marks the picked rows processing under a lease held by `workerId` with a new claim token,
- * counting an attempt, and marks their batches started — one statement. `picked` selects ids FOR
- * UPDATE SKIP LOCKED, so concurrent claimers never get the same row and never wait for each other.
+ * counting an attempt, and marks their batches started. `picked` selects ids FOR UPDATE SKIP
+ * LOCKED in pick order, so concurrent claimers never get the same row and never wait for each
+ * other; the claim function then updates them in a statement of its own, after the pick (see
+ * operations_claim in the migrations: it can claim every row the pick locked, and finds each by
+ * primary key whatever the statistics say).
  */
 function claim(t: Tables, picked: Sql, workerId: string, leaseMs: number): Sql {
   return sql`
-    WITH picked AS (${picked}), claimed AS (
-      UPDATE ${t.operations} o
-      SET status = 'processing', locked_by = ${workerId}, locked_until = now() + ${milliseconds(leaseMs)},
-          lock_token = gen_random_uuid(), attempts = o.attempts + 1,
-          started_at = COALESCE(o.started_at, now()), updated_at = now()
-      FROM picked
-      WHERE o.id = picked.picked_id AND o.status = 'pending'
-      RETURNING o.id::text AS "id", o.tenant_id AS "tenantId", o.batch_id::text AS "batchId", o.type,
-        o.payload, o.attempts, o.max_attempts AS "maxAttempts", o.lock_token::text AS "lockToken",
-        picked.pick_order AS "pickOrder"
-    ), started AS (
-      UPDATE ${t.batches} b
-      SET status = 'processing', started_at = COALESCE(b.started_at, now()), updated_at = now()
-      WHERE b.id IN (SELECT "batchId"::uuid FROM claimed) AND b.status = 'pending'
-    )
-    SELECT * FROM claimed ORDER BY "pickOrder"`;
+    SELECT c.claimed_id::text AS "id", c.claimed_tenant_id AS "tenantId", c.claimed_batch_id::text AS "batchId",
+           c.claimed_type AS "type", c.claimed_payload AS "payload", c.claimed_attempts AS "attempts",
+           c.claimed_max_attempts AS "maxAttempts", c.claimed_lock_token::text AS "lockToken",
+           c.claimed_order AS "pickOrder"
+    FROM ${t.claim}(ARRAY(${picked}), ${workerId}, ${leaseMs / 1000}::float8) c
+    ORDER BY c.claimed_order`;
 }
 
 /**
@@ -76,10 +69,11 @@ export function claimDue(
   const limits = policy.limits ?? [];
   return claim(
     t,
-    sql`SELECT picked_id, pick_order FROM ${t.pickClaimable}(${limit}::int, ${types ?? null}::text[],
+    sql`SELECT picked_id FROM ${t.pickClaimable}(${limit}::int, ${types ?? null}::text[],
           ${policy.fair}::boolean, ${policy.after?.type ?? null}::text, ${policy.after?.tenantId ?? null}::text,
           ${limits.map((l) => l.type)}::text[], ${limits.map((l) => l.total ?? null)}::int[],
-          ${limits.map((l) => l.perTenant ?? null)}::int[], ${policy.weights ? JSON.stringify(policy.weights) : null}::jsonb)`,
+          ${limits.map((l) => l.perTenant ?? null)}::int[], ${policy.weights ? JSON.stringify(policy.weights) : null}::jsonb)
+        ORDER BY pick_order`,
     workerId,
     leaseMs,
   );
@@ -105,8 +99,9 @@ export function claimAnnounced(
 ): Sql {
   return claim(
     t,
-    sql`SELECT picked_id, pick_order FROM ${t.pickAnnounced}(${queues.map((q) => q.type)}::text[],
-          ${queues.map((q) => q.tenantId)}::text[], ${perQueue}::int)`,
+    sql`SELECT picked_id FROM ${t.pickAnnounced}(${queues.map((q) => q.type)}::text[],
+          ${queues.map((q) => q.tenantId)}::text[], ${perQueue}::int)
+        ORDER BY pick_order`,
     workerId,
     leaseMs,
   );
@@ -117,11 +112,10 @@ export function claimById(t: Tables, ids: readonly string[], workerId: string, l
   return claim(
     t,
     sql`
-      SELECT picked_id, (row_number() OVER (ORDER BY picked_id))::int AS pick_order
-      FROM (SELECT id AS picked_id FROM ${t.operations}
-            WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
-            ORDER BY id
-            FOR UPDATE SKIP LOCKED) locked`,
+      SELECT id FROM ${t.operations}
+      WHERE id = ANY(${ids}::uuid[]) AND status = 'pending'
+      ORDER BY id
+      FOR UPDATE SKIP LOCKED`,
     workerId,
     leaseMs,
   );
