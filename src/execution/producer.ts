@@ -179,10 +179,10 @@ export class Producer {
       this.pump();
       // The regular claims go on unless every announced queue gave rows, but not its whole share.
       // One left out, one whose earlier rows wait here, or one that gave its whole share may have
-      // more due; so may one that gave nothing: its new rows can be held by a regular claim in
-      // flight, whose pick function locks them (each of its queries sees what committed before it
-      // ran) while its UPDATE, whose snapshot is older, cannot claim them — that claim ends without
-      // them, and only the next one takes them (seen: a start a poll interval late, 2 in 45,000).
+      // more due; so may one that gave nothing. (Before claims ran their UPDATE after the pick, in
+      // operations_claim, a regular claim in flight could lock a queue's new rows and end without
+      // them, and only the next one took them: a start a poll interval late, 2 in 45,000. The next
+      // regular claim costs little, so the rule stays as a safeguard.)
       if (!everyQueueServed(announced, rows, perQueue)) this.wakeRegular();
     }
   }
