@@ -1,7 +1,9 @@
 // `prisma-operations init`: copies the module's Prisma models and migrations into an application,
 // so that `prisma generate` gives the app's client the module's models and `prisma migrate deploy`
-// creates its tables. Safe to run again (after an upgrade, to add new migrations): a file already
-// there and identical is left alone, a changed one is refused, never overwritten.
+// creates its tables. Safe to run again after an upgrade: a file already there and identical is left
+// alone, the models as an earlier version shipped them are replaced (new migrations are added), and
+// a file the app changed is refused, never overwritten.
+import { createHash } from "node:crypto";
 import {
   copyFileSync,
   existsSync,
@@ -12,6 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
+import { EARLIER_SCHEMA_SHA256 } from "./earlier-schemas";
 
 /** Where the module's own files are: the package root (holds prisma/schema/operations.prisma). */
 export function packageRoot(from: string = __dirname): string {
@@ -33,7 +36,7 @@ export interface InitOptions {
   dryRun?: boolean;
 }
 
-export type FileAction = "created" | "unchanged" | "refused";
+export type FileAction = "created" | "unchanged" | "updated" | "refused";
 
 export interface InitReport {
   schemaDir: string;
@@ -100,27 +103,50 @@ function place(options: InitOptions): { schemaDir: string; migrationsDir: string
   return { schemaDir, migrationsDir, notes };
 }
 
-/** Copies `source` to `target` unless the target exists: identical is fine, different is refused. */
-function copyOnce(source: string, target: string, dryRun: boolean): FileAction {
-  if (existsSync(target)) return readFileSync(target).equals(readFileSync(source)) ? "unchanged" : "refused";
+/**
+ * Copies `source` to `target` unless the target exists: identical is fine; one that `replaceable`
+ * accepts (an earlier version's, never edited) is replaced; any other difference is refused.
+ */
+function copyOnce(
+  source: string,
+  target: string,
+  dryRun: boolean,
+  replaceable: (existing: Buffer) => boolean = () => false,
+): FileAction {
+  let action: FileAction = "created";
+  if (existsSync(target)) {
+    const existing = readFileSync(target);
+    if (existing.equals(readFileSync(source))) return "unchanged";
+    if (!replaceable(existing)) return "refused";
+    action = "updated";
+  }
   if (!dryRun) {
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(source, target);
   }
-  return "created";
+  return action;
+}
+
+/** An operations.prisma exactly as an earlier version of this package shipped it. */
+function earlierSchema(existing: Buffer): boolean {
+  return EARLIER_SCHEMA_SHA256.has(createHash("sha256").update(existing).digest("hex"));
 }
 
 export function init(options: InitOptions): InitReport {
   const root = packageRoot();
   const { schemaDir, migrationsDir, notes } = place(options);
   const files: InitReport["files"] = [];
-  const copy = (source: string, target: string) =>
+  const copy = (source: string, target: string, replaceable?: (existing: Buffer) => boolean) =>
     files.push({
       path: relative(options.cwd, target),
-      action: copyOnce(source, target, options.dryRun ?? false),
+      action: copyOnce(source, target, options.dryRun ?? false, replaceable),
     });
 
-  copy(join(root, "prisma", "schema", "operations.prisma"), join(schemaDir, "operations.prisma"));
+  copy(
+    join(root, "prisma", "schema", "operations.prisma"),
+    join(schemaDir, "operations.prisma"),
+    earlierSchema,
+  );
   const shipped = join(root, "prisma", "migrations");
   for (const name of readdirSync(shipped).sort()) {
     const sql = join(shipped, name, "migration.sql");

@@ -7,7 +7,8 @@ const USAGE = `usage: prisma-operations init [--schema <folder>] [--migrations <
 
 Copies the module's Prisma models (operations.prisma) into your schema folder and its migrations
 into your migrations folder. Safe to run again after an upgrade: identical files are left alone,
-changed ones are refused (exit code 1), new migrations are added.`;
+the models as an earlier version shipped them are updated, new migrations are added, and files you
+changed are refused (exit code 1).`;
 
 function main(argv: string[]): number {
   const { values, positionals } = parseArgs({
@@ -34,7 +35,12 @@ function main(argv: string[]): number {
     migrationsDir: values.migrations,
     dryRun: values["dry-run"],
   });
-  const said = (action: string) => (values["dry-run"] && action === "created" ? "would create" : action);
+  const said = (action: string) =>
+    values["dry-run"] && action === "created"
+      ? "would create"
+      : values["dry-run"] && action === "updated"
+        ? "would update"
+        : action;
   for (const file of report.files) console.log(`  ${said(file.action).padEnd(12)} ${file.path}`);
   for (const note of report.notes) console.log(`note: ${note}`);
   const refused = report.files.filter((file) => file.action === "refused");

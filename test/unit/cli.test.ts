@@ -1,7 +1,15 @@
 // `prisma-operations init` in a fresh app folder, run twice, with a changed file, and with the app's
 // own prisma.config naming its folders.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -53,6 +61,30 @@ describe("prisma-operations init", () => {
     expect(readFileSync(join(cwd, "prisma/schema/operations.prisma"), "utf8")).toBe("// edited\n");
     expect(report.files.slice(1).every((file) => file.action === "created")).toBe(true);
     expect(report.nextSteps.join("\n")).toMatch(/resolve the refused files/);
+  });
+
+  it("after an upgrade, replaces the models as an earlier version shipped them, and adds the new migrations", () => {
+    const cwd = app();
+    init({ cwd });
+    // The models of the version before the 20261206 migrations, byte for byte (git show 1b44338:…).
+    const earlier = readFileSync(join(__dirname, "../fixtures/operations-0.1.0-1b44338.prisma"));
+    writeFileSync(join(cwd, "prisma/schema/operations.prisma"), earlier);
+    const added = shippedMigrations.filter((name) => name >= "20261206000000");
+    for (const name of added) rmSync(join(cwd, "prisma/migrations", name), { recursive: true });
+    expect(added.length).toBeGreaterThan(0);
+
+    const report = init({ cwd });
+    expect(report.files.filter((file) => file.action !== "unchanged")).toEqual([
+      { path: join("prisma", "schema", "operations.prisma"), action: "updated" },
+      ...added.map((name) => ({
+        path: join("prisma", "migrations", name, "migration.sql"),
+        action: "created",
+      })),
+    ]);
+    expect(readFileSync(join(cwd, "prisma/schema/operations.prisma"), "utf8")).toBe(
+      readFileSync(join(packageRoot(), "prisma/schema/operations.prisma"), "utf8"),
+    );
+    expect(report.nextSteps.join("\n")).toMatch(/prisma generate/);
   });
 
   it("follows the app's prisma.config, and says when it names a single schema file", () => {
