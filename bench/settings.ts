@@ -216,7 +216,8 @@ export const RAW: SystemSettings = {
   label: "raw SQL via pg on our schema, the same work set-based: a ceiling for ours",
   submit: {
     api: {
-      value: "one statement: parent, children (unnest), batch.submitted event and its delivery row",
+      value:
+        "one statement: parent, children (unnest), batch.submitted event and its hold; then delivered in process and the hold settled",
       source: "bench/systems.ts",
     },
   },
@@ -232,7 +233,7 @@ export const RAW: SystemSettings = {
     },
     completion: {
       value:
-        "one statement per claim: rows completed (fenced by lock token), batch counters and statuses, operation.completed + batch.completed events and delivery rows; then delivered in process and marked delivered in one statement",
+        "one statement per claim: rows completed (fenced by lock token), batch counters and statuses, operation.completed + batch.completed events and their hold; then delivered in process and the hold settled in one statement",
       source: "bench/systems.ts: the work ours does per operation, with the fewest statements",
     },
   },

@@ -50,6 +50,24 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => db.close());
 
+/** A batch of `children` children of type `task`, as the service plans one. */
+function batchPlan(children: number, tenantId = "t"): BatchPlan {
+  return {
+    id: uuidv7(),
+    tenantId,
+    type: "task",
+    failurePolicy: "wait_all",
+    metadataJson: undefined,
+    idempotencyKey: undefined,
+    maxAttempts: 3,
+    runAt: undefined,
+    children: Array.from({ length: children }, (_, n) => ({
+      id: uuidv7(),
+      payloadJson: JSON.stringify({ n }),
+    })),
+  };
+}
+
 /**
  * The scans of the operations table in a plan, and how often each ran: each must be a lookup by
  * primary key (at most once per named row) or one pass at most (a small table may be read whole).
@@ -216,23 +234,6 @@ describe("the children check of a batch", () => {
   });
   afterAll(() => fresh.close());
 
-  function batchPlan(children: number): BatchPlan {
-    return {
-      id: uuidv7(),
-      tenantId: "t",
-      type: "task",
-      failurePolicy: "wait_all",
-      metadataJson: undefined,
-      idempotencyKey: undefined,
-      maxAttempts: 3,
-      runAt: undefined,
-      children: Array.from({ length: children }, (_, n) => ({
-        id: uuidv7(),
-        payloadJson: JSON.stringify({ n }),
-      })),
-    };
-  }
-
   /** Inserts a batch on `client` and runs the check in the same transaction; what it scanned sequentially. */
   async function seqScansOfCheck(client: PoolClient): Promise<{ seq_scan: number; seq_tup_read: number }> {
     const statement = insertBatch(tables, batchPlan(10), NO_INLINE);
@@ -287,21 +288,7 @@ describe("a claim on a connection that began when the table was small", () => {
   afterAll(() => fresh.close());
 
   const insertBatchOf = async (client: PoolClient, children: number, tenant: string) => {
-    const statement = insertBatch(
-      tables,
-      {
-        id: uuidv7(),
-        tenantId: tenant,
-        type: "task",
-        failurePolicy: "wait_all",
-        metadataJson: undefined,
-        idempotencyKey: undefined,
-        maxAttempts: 3,
-        runAt: undefined,
-        children: Array.from({ length: children }, (_, n) => ({ id: uuidv7(), payloadJson: `{"n":${n}}` })),
-      },
-      NO_INLINE,
-    );
+    const statement = insertBatch(tables, batchPlan(children, tenant), NO_INLINE);
     await client.query(statement.text, statement.values);
   };
 
