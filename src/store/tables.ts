@@ -19,6 +19,7 @@ export interface Tables {
   readonly pickClaimable: Sql;
   readonly pickAnnounced: Sql;
   readonly pickDueDeliveries: Sql;
+  readonly claimDeliveries: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
   readonly batchStatus: Sql;
@@ -58,6 +59,7 @@ export function tablesIn(schema?: string): Tables {
     pickClaimable: name("operations_pick_claimable"),
     pickAnnounced: name("operations_pick_announced"),
     pickDueDeliveries: name("operation_deliveries_pick_due"),
+    claimDeliveries: name("operation_deliveries_claim"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),
     failurePolicy: name("failure_policy"),

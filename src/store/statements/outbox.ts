@@ -135,8 +135,10 @@ export function insertEvents(t: Tables, events: readonly NewOutboxEvent[], inlin
 }
 
 /**
- * Registers subscribers (or refreshes their topics): events written from now on get delivery
- * rows for them. Earlier events do not, unless replayed.
+ * Registers subscribers (or refreshes their topics): events written from now on are owed to them.
+ * Earlier events are not, unless replayed. A registration that changes a subscriber's topics
+ * sets its `registered_at` again, so that a replay can give it the events of a topic it did not
+ * want before (and the dashboard tells nothing for those older events).
  */
 export function registerSubscribers(
   t: Tables,
@@ -147,7 +149,9 @@ export function registerSubscribers(
     INSERT INTO ${t.subscribers} (name, topics)
     SELECT s->>'name', ARRAY(SELECT jsonb_array_elements_text(s->'topics'))
     FROM jsonb_array_elements(${json}::jsonb) s
-    ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now()`;
+    ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now(),
+      registered_at = CASE WHEN ${t.subscribers}.topics IS DISTINCT FROM EXCLUDED.topics
+                           THEN now() ELSE ${t.subscribers}.registered_at END`;
 }
 
 /** Forgets a subscriber and every delivery still owed to it (rows and holds). */
@@ -186,36 +190,18 @@ const HOLDS_PER_CLAIM = 10;
  * names this claim) and keeps them from other relays for `leaseMs`; a relay that dies hands them
  * back when that runs out, and a live one extends it while it works (extendDeliveries). It also
  * takes over the subscriber's holds that ran out (their process died or stalled before settling
- * them): each becomes delivery rows for its events, claimed by this relay in the same statement,
- * so the claim can return more than `limit` deliveries. A hold is deleted only here or by its
- * settle (settleHolds), each under the row's lock, so its events go to one of the two.
+ * them): each becomes delivery rows for its events, claimed by this relay in the same call, so the
+ * claim can return more than `limit` deliveries. See operation_deliveries_claim in the migrations:
+ * a hold is deleted only there or by its settle (settleHolds), each under the row's lock, so its
+ * events go to one of the two; and no step reads a whole table, whatever the statistics say.
  */
 export function claimDeliveries(t: Tables, subscriber: string, limit: number, leaseMs: number): Sql {
   return sql`
-    WITH released AS (
-      DELETE FROM ${t.holds} h
-      WHERE h.id IN (SELECT x.id FROM ${t.holds} x WHERE x.subscriber = ${subscriber} AND x.held_until < now()
-                     ORDER BY x.held_until LIMIT ${HOLDS_PER_CLAIM} FOR UPDATE SKIP LOCKED)
-        AND h.held_until < now()
-      RETURNING h.event_ids
-    ), taken_over AS (
-      INSERT INTO ${t.deliveries} (event_id, subscriber, attempts, available_at)
-      SELECT e.id, ${subscriber}, 1, now() + ${milliseconds(leaseMs)}
-      FROM released r CROSS JOIN LATERAL unnest(r.event_ids) AS x(event_id)
-      JOIN ${t.outbox} e ON e.id = x.event_id
-      ON CONFLICT DO NOTHING
-      RETURNING event_id, attempts
-    ), claimed AS (
-      UPDATE ${t.deliveries} d
-      SET attempts = d.attempts + 1, available_at = now() + ${milliseconds(leaseMs)}
-      FROM ${t.pickDueDeliveries}(${limit}::int, ${subscriber}::text) due
-      WHERE d.event_id = due.picked_event_id AND d.subscriber = ${subscriber}
-      RETURNING d.event_id, d.attempts
-    )
-    SELECT e.id::text AS "id", e.tenant_id AS "tenantId", e.topic, e.aggregate_id::text AS "aggregateId",
-           e.payload, e.created_at AS "createdAt", c.attempts
-    FROM (SELECT * FROM claimed UNION ALL SELECT * FROM taken_over) c JOIN ${t.outbox} e ON e.id = c.event_id
-    ORDER BY e.id`;
+    SELECT c.claimed_event_id::text AS "id", c.claimed_tenant_id AS "tenantId", c.claimed_topic AS "topic",
+           c.claimed_aggregate_id::text AS "aggregateId", c.claimed_payload AS "payload",
+           c.claimed_created_at AS "createdAt", c.claimed_attempts AS "attempts"
+    FROM ${t.claimDeliveries}(${subscriber}::text, ${limit}::int, ${HOLDS_PER_CLAIM}::int, ${leaseMs / 1000}::float8) c
+    ORDER BY c.claimed_event_id`;
 }
 
 /** A delivery as its outcome names it: the row, and the attempt count it was claimed with (its fence). */
