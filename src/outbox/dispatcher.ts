@@ -72,6 +72,15 @@ export class DeliveryError extends Error {
   }
 }
 
+/**
+ * An error message as a text column can hold it: PostgreSQL refuses the NUL character, and one
+ * refused message would fail the whole statement that records a group of outcomes.
+ */
+function storableText(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/\u0000/g, "\uFFFD");
+}
+
 /** Subscriber names identify delivery rows across processes and restarts: no spaces or control characters. */
 // eslint-disable-next-line no-control-regex
 const SUBSCRIBER_NAME = /^[^\s\x00-\x1f\x7f]{1,200}$/;
@@ -226,7 +235,7 @@ export class OutboxDispatcher {
         error: errorMessage(error),
       });
       return {
-        error: errorMessage(error),
+        error: storableText(errorMessage(error)),
         retryDelayMs: dead ? null : backoffDelayMs(attempt, this.policy.backoff),
       };
     }

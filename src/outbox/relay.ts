@@ -58,7 +58,8 @@ export class OutboxRelay {
         new Loop(async () => {
           try {
             const pass = await this.passFor(name);
-            return pass.claimed === this.options.batchSize ? 0 : this.options.pollIntervalMs;
+            // A full batch, or more (holds taken over come on top): there may be more due.
+            return pass.claimed >= this.options.batchSize ? 0 : this.options.pollIntervalMs;
           } catch (error) {
             this.logger.error("outbox relay pass failed", { subscriber: name, error: errorMessage(error) });
             return this.options.pollIntervalMs;

@@ -633,7 +633,7 @@ export const DASHBOARD_SCRIPT = String.raw`(function () {
           if (d.deliveredAt) return h("span", { class: "delivery d-delivered", title: "delivered " + clock(d.deliveredAt) }, d.subscriber + " ✓");
           if (d.deadAt) return h("span", { class: "delivery d-dead", title: d.lastError || "" }, d.subscriber + " ✗ dead after " + d.attempts + (d.lastError ? ": " + d.lastError : ""));
           return h("span", { class: "delivery d-owed", title: d.lastError || "" }, d.subscriber + " · owed, attempt " + d.attempts + ", next " + clock(d.availableAt));
-        }) : h("span", { class: "faint" }, "no subscriber wanted it")));
+        }) : h("span", { class: "faint" }, "no delivery recorded for it")));
     }));
   }
 

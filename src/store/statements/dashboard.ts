@@ -272,8 +272,8 @@ export interface EventRow {
      * `row`: a delivery row (owed to the relays, delivered by one, or dead); `held`: being
      * delivered by the process that wrote the event (until `availableAt`, then by a relay);
      * `inline`: delivered by that process right after its commit, which keeps no row — told by
-     * the absence of both for a subscriber registered, with topics that want it, when the event
-     * was written.
+     * the absence of both for a subscriber registered, with its current topics that want it,
+     * before the event was written.
      */
     kind: "row" | "held" | "inline";
     attempts: number;
@@ -304,7 +304,7 @@ export function eventsAbout(t: Tables, scope: TenantScope, aggregateId: string, 
                UNION ALL
                SELECT s.name, 'inline', 1, e.created_at, NULL, NULL, NULL
                FROM ${t.subscribers} s
-               WHERE s.registered_at <= e.created_at
+               WHERE s.registered_at < e.created_at
                  AND (s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))
                  AND NOT EXISTS (${rowOf}) AND NOT EXISTS (${holdOf})
              ) x), '[]'::json) AS "deliveries"
