@@ -18,7 +18,13 @@ export interface TransactionOptions {
 
 /** The models `operations.prisma` adds to a client (their delegates' names). */
 export type ModuleModel =
-  "operationBatch" | "operation" | "outboxEvent" | "outboxSubscriber" | "outboxDelivery" | "operationWorker";
+  | "operationBatch"
+  | "operation"
+  | "outboxEvent"
+  | "outboxSubscriber"
+  | "outboxDelivery"
+  | "outboxDeliveryHold"
+  | "operationWorker";
 
 /** Any Prisma 7 client: raw statements and interactive transactions. */
 export interface PrismaClientLike extends Db {
@@ -38,6 +44,7 @@ export interface OperationsPrismaClient extends PrismaClientLike {
   outboxEvent: unknown;
   outboxSubscriber: unknown;
   outboxDelivery: unknown;
+  outboxDeliveryHold: unknown;
   operationWorker: unknown;
 }
 
