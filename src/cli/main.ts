@@ -35,12 +35,8 @@ function main(argv: string[]): number {
     migrationsDir: values.migrations,
     dryRun: values["dry-run"],
   });
-  const said = (action: string) =>
-    values["dry-run"] && action === "created"
-      ? "would create"
-      : values["dry-run"] && action === "updated"
-        ? "would update"
-        : action;
+  const dryRun: Record<string, string> = { created: "would create", updated: "would update" };
+  const said = (action: string) => (values["dry-run"] ? (dryRun[action] ?? action) : action);
   for (const file of report.files) console.log(`  ${said(file.action).padEnd(12)} ${file.path}`);
   for (const note of report.notes) console.log(`note: ${note}`);
   const refused = report.files.filter((file) => file.action === "refused");

@@ -105,10 +105,26 @@ export class OutboxDispatcher {
   private readonly byName: Map<string, EventSubscriber>;
   private registration: Promise<void> | undefined;
   /** Every relayed success of this process goes through one group commit… */
-  private readonly marks = new GroupCommit<DeliveryRef>((refs) => this.recordDelivered(refs));
+  private readonly marks = new GroupCommit<DeliveryRef>((refs) =>
+    // Delivered but not recorded (the database went away) only means one more delivery later.
+    this.recordOrLog(
+      () => this.store.markDelivered(refs),
+      "could not record delivered events; they will be delivered again",
+      {
+        deliveries: refs.map((ref) => `${ref.eventId}:${ref.subscriber}`),
+      },
+    ),
+  );
   /** …and every settled hold through another: inline deliveries after any commit of this process. */
   private readonly settles = new GroupCommit<HoldSettlement>((settlements) =>
-    this.recordSettled(settlements),
+    // Not settled (the database went away): the holds run out, and the relays deliver them again.
+    this.recordOrLog(
+      () => this.store.settleHolds(settlements),
+      "could not settle held deliveries; they will be delivered again",
+      {
+        holds: settlements.map((settlement) => settlement.hold),
+      },
+    ),
   );
 
   constructor(
@@ -147,19 +163,16 @@ export class OutboxDispatcher {
    */
   async dispatchCommitted(events: readonly WrittenEvent[]): Promise<DispatchReport> {
     const report: DispatchReport = { delivered: [], failed: [] };
-    const settlements = new Map<
-      string,
-      HoldSettlement & { failures: HoldSettlement["failures"][number][] }
-    >();
+    const failuresByHold = new Map<string, HoldSettlement["failures"][number][]>();
     for (const event of events) {
       for (const { subscriber, hold } of event.heldFor) {
-        let settlement = settlements.get(hold);
-        if (!settlement) settlements.set(hold, (settlement = { hold, failures: [] }));
+        const failures = failuresByHold.get(hold) ?? [];
+        failuresByHold.set(hold, failures);
         const failure = await this.attempt(event, subscriber, 1, report);
-        if (failure) settlement.failures.push({ eventId: event.id, ...failure });
+        if (failure) failures.push({ eventId: event.id, ...failure });
       }
     }
-    await this.settles.add([...settlements.values()]);
+    await this.settles.add([...failuresByHold].map(([hold, failures]) => ({ hold, failures })));
     return report;
   }
 
@@ -241,23 +254,14 @@ export class OutboxDispatcher {
     }
   }
 
-  private async recordSettled(settlements: readonly HoldSettlement[]): Promise<void> {
-    // Not settled (the database went away): the holds run out, and the relays deliver them again.
-    await this.store.settleHolds(settlements).catch((error: unknown) =>
-      this.logger.error("could not settle held deliveries; they will be delivered again", {
-        holds: settlements.map((settlement) => settlement.hold),
-        error: errorMessage(error),
-      }),
-    );
-  }
-
-  private async recordDelivered(refs: readonly DeliveryRef[]): Promise<void> {
-    // Delivered but not recorded (the database went away) only means one more delivery later.
-    await this.store.markDelivered(refs).catch((error: unknown) =>
-      this.logger.error("could not record delivered events; they will be delivered again", {
-        deliveries: refs.map((ref) => `${ref.eventId}:${ref.subscriber}`),
-        error: errorMessage(error),
-      }),
+  /** Runs `record`; a failure is only logged, with `what` and `details` (what was not recorded is delivered again). */
+  private async recordOrLog(
+    record: () => Promise<unknown>,
+    what: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    await record().catch((error: unknown) =>
+      this.logger.error(what, { ...details, error: errorMessage(error) }),
     );
   }
 }

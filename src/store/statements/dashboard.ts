@@ -7,7 +7,7 @@ import type { BatchStatus, FailurePolicy } from "../../domain/status";
 import type { Tables } from "../tables";
 import type { WaitingBatch } from "../../domain/waiting";
 import type { BatchRow, OperationView } from "../views";
-import { owedTo } from "./outbox";
+import { owedTo, WANTS_TOPIC } from "./outbox";
 import { OPERATION_COLUMNS } from "./reads";
 import { raw, sql, type Sql } from "./shared";
 
@@ -305,7 +305,7 @@ export function eventsAbout(t: Tables, scope: TenantScope, aggregateId: string, 
                SELECT s.name, 'inline', 1, e.created_at, NULL, NULL, NULL
                FROM ${t.subscribers} s
                WHERE s.registered_at < e.created_at
-                 AND (s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))
+                 AND ${WANTS_TOPIC}
                  AND NOT EXISTS (${rowOf}) AND NOT EXISTS (${holdOf})
              ) x), '[]'::json) AS "deliveries"
     FROM ${t.outbox} e

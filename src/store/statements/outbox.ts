@@ -49,6 +49,9 @@ export interface NewOutboxEvent {
   payload: unknown;
 }
 
+/** Subscriber `s` wants event `e`'s topic (no topics means every topic). */
+export const WANTS_TOPIC = sql`(s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))`;
+
 /**
  * CTEs `events`, `owed`, `deliveries` and `holds`: inserts the events `source` selects (columns
  * tenant_id, topic, aggregate_id, payload); for each registered subscriber whose topics include an
@@ -71,7 +74,7 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
     ), owed AS (
       SELECT e.id AS event_id, s.name AS subscriber, s.name = ANY(${local}::text[]) AS inline
       FROM events e
-      JOIN ${t.subscribers} s ON s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics)
+      JOIN ${t.subscribers} s ON ${WANTS_TOPIC}
     ), deliveries AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
       SELECT event_id, subscriber, ${dueAt()} FROM owed WHERE NOT inline
@@ -175,7 +178,7 @@ export function replayEvents(t: Tables, subscriber: string, since: Date | undefi
       INSERT INTO ${t.deliveries} (event_id, subscriber)
       SELECT e.id, s.name FROM ${t.subscribers} s
       JOIN ${t.outbox} e ON e.created_at < s.registered_at
-        AND (s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))
+        AND ${WANTS_TOPIC}
       WHERE s.name = ${subscriber} AND e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
       ON CONFLICT DO NOTHING
       RETURNING 1)
