@@ -202,7 +202,11 @@ describe("valid input round-trips exactly", () => {
             type: "json.echo",
             payload: payload as never,
           });
-          expect((await service.getOperation("t", operation.id)).payload).toEqual(asJson(payload));
+          // As the type's schema returns it: z.json() drops a "__proto__" key, as zod does for
+          // every record (fast-check generates one now and then), and the module stores what the
+          // schema gave.
+          const parsed = types["json.echo"].payload.parse(payload);
+          expect((await service.getOperation("t", operation.id)).payload).toEqual(asJson(parsed));
         },
       ),
       runs,
