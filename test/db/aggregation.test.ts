@@ -179,3 +179,74 @@ describe("aggregation", () => {
     expect(rows[0].n).toBe(0);
   });
 });
+
+describe("a worker's claim commits without waiting for the WAL flush", () => {
+  const setting = async (tx: Parameters<Parameters<typeof db.prisma.$transaction>[0]>[0]) =>
+    (await tx.$queryRaw<{ synchronous_commit: string }[]>`SHOW synchronous_commit`)[0]!.synchronous_commit;
+
+  it("for its own transaction only; the sync backend's claim, which can run in the caller's, waits", async () => {
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
+    const { operationIds } = await ops.submitBatch({
+      tenantId: "t",
+      type: "email.send",
+      items: [1, 2, 3].map((n) => ({ to: `u${n}@example.com`, subject: "s" })),
+    });
+    const seen = await db.prisma.$transaction(async (tx) => {
+      const due = await storeOf(tx).claimDue(1, "w", 60_000);
+      const afterDue = await setting(tx);
+      return { claimed: due.length, afterDue };
+    });
+    const announced = await db.prisma.$transaction(async (tx) => {
+      const rows = await storeOf(tx).claimAnnounced([{ type: "email.send", tenantId: "t" }], 1, "w", 60_000);
+      return { claimed: rows.length, after: await setting(tx) };
+    });
+    const byId = await db.prisma.$transaction(async (tx) => {
+      const rows = await storeOf(tx).claimById([operationIds[2]!], "w", 60_000);
+      return { claimed: rows.length, after: await setting(tx) };
+    });
+    expect({ seen, announced, byId }).toEqual({
+      seen: { claimed: 1, afterDue: "off" },
+      announced: { claimed: 1, after: "off" },
+      byId: { claimed: 1, after: "on" },
+    });
+    expect(await db.prisma.$transaction((tx) => setting(tx))).toBe("on");
+  });
+
+  it("a claim lost in a crash of the database: its outcome is refused, and the row runs again with its attempt", async () => {
+    const ops = createOperations({ ...db.connection, types, logger: silentLogger });
+    const { batch } = await ops.submitBatch({
+      tenantId: "t",
+      type: "email.send",
+      items: [{ to: "a@b.co", subject: "s" }],
+    });
+    const [lost] = await claimDue(1, "worker-a");
+    // What recovery leaves when the claim's commit never reached the disk: the row and its batch
+    // as they were before it.
+    await db.pool.query(
+      `UPDATE operations SET status = 'pending', attempts = attempts - 1, lock_token = NULL, locked_by = NULL,
+              locked_until = NULL, started_at = NULL WHERE id = $1`,
+      [lost!.id],
+    );
+    await db.pool.query(`UPDATE operation_batches SET status = 'pending', started_at = NULL WHERE id = $1`, [
+      batch.id,
+    ]);
+    const late = await finish(db.prisma, lost!, { to: "completed", result: { from: "the lost claim" } });
+    expect(late).toEqual({ changed: 0, rows: [], events: [], cancelRequested: 0 });
+    expect(await storeOf(db.prisma).heartbeat([lost!], 60_000)).toEqual([]);
+
+    const [again] = await claimDue(1, "worker-b");
+    expect({ id: again!.id, attempts: again!.attempts }).toEqual({ id: lost!.id, attempts: 1 });
+    expect(again!.lockToken).not.toBe(lost!.lockToken);
+    const done = await finish(db.prisma, again!, { to: "completed", result: { from: "worker-b" } });
+    expect(done.rows).toEqual([{ id: lost!.id, status: "completed" }]);
+    expect((await ops.getOperation("t", lost!.id)).result).toEqual({ from: "worker-b" });
+    expect((await batchRow(batch.id)).status).toBe("completed");
+    const { rows } = await db.pool.query(
+      `SELECT topic, count(*)::int AS n FROM operation_outbox WHERE topic <> 'batch.submitted' GROUP BY topic ORDER BY topic`,
+    );
+    expect(rows).toEqual([
+      { topic: "batch.completed", n: 1 },
+      { topic: "operation.completed", n: 1 },
+    ]);
+  });
+});
