@@ -295,7 +295,12 @@ export class Store {
   async registerSubscribers(
     subscribers: readonly { name: string; topics: readonly string[] | undefined }[],
   ): Promise<void> {
-    if (subscribers.length) await this.execute(outbox.registerSubscribers(this.tables, subscribers));
+    if (subscribers.length === 0) return;
+    const registered = await this.query<{ name: string; renewed: boolean }>(
+      outbox.registerSubscribers(this.tables, subscribers),
+    );
+    const renewed = registered.filter((row) => row.renewed).map((row) => row.name);
+    if (renewed.length) await this.execute(outbox.registrationCommitted(this.tables, renewed));
   }
 
   async removeSubscriber(name: string): Promise<{ removed: number; deliveries: number }> {

@@ -371,6 +371,46 @@ describe("what reads the outbox counts what a hold owes", () => {
     expect(received.map((event) => event.topic)).toEqual(["operation.submitted"]);
   });
 
+  it("replay: gives an event written while the subscriber's registration waited to commit", async () => {
+    const received: DeliveredEvent[] = [];
+    const subscriber = (topics: string[]) => ({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "audit", topics, deliver: (e: DeliveredEvent) => void received.push(e) }],
+    });
+    await createOperations(subscriber(["batch.submitted"])).ready();
+    // Another process registering it at the same moment: the registration below waits for it.
+    const other = await db.pool.connect();
+    try {
+      await other.query("BEGIN");
+      await other.query("SELECT 1 FROM operation_subscribers WHERE name = 'audit' FOR UPDATE");
+      const wide = createOperations(subscriber(["batch.submitted", "operation.submitted"]));
+      const registering = wide.ready();
+      await waitFor(
+        "the registration to wait for the other one",
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%operation_subscribers%'`,
+            )
+          ).rows[0].n === 1,
+      );
+      // Written now, it is not owed to audit: the statement sees the topics audit had.
+      const writer = createOperations({ ...db.connection, types, logger: silentLogger });
+      await writer.submitOperation({ tenantId: "t", type: "email.send", payload: email(1) });
+      await other.query("COMMIT");
+      await registering;
+      expect(await owed()).toEqual({ rows: 0, undelivered: 0, holds: 0, held: 0 });
+      expect(await wide.replayEvents("audit")).toBe(1);
+      expect(await wide.createRelay().runOnce()).toEqual({ claimed: 1, delivered: 1, failed: 0 });
+      expect(received.map((event) => event.topic)).toEqual(["operation.submitted"]);
+    } finally {
+      other.release();
+    }
+  });
+
   it("removeSubscriber: forgets its holds too, and counts their events", async () => {
     await heldAndAbandoned("audit", 7);
     const ops = service([]);

@@ -141,7 +141,8 @@ export function insertEvents(t: Tables, events: readonly NewOutboxEvent[], inlin
  * Registers subscribers (or refreshes their topics): events written from now on are owed to them.
  * Earlier events are not, unless replayed. A registration that changes a subscriber's topics
  * sets its `registered_at` again, so that a replay can give it the events of a topic it did not
- * want before (and the dashboard tells nothing for those older events).
+ * want before (and the dashboard tells nothing for those older events). Returns the subscribers
+ * whose `registered_at` this statement set; `registrationCommitted` then moves it past the commit.
  */
 export function registerSubscribers(
   t: Tables,
@@ -154,7 +155,24 @@ export function registerSubscribers(
     FROM jsonb_array_elements(${json}::jsonb) s
     ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now(),
       registered_at = CASE WHEN ${t.subscribers}.topics IS DISTINCT FROM EXCLUDED.topics
-                           THEN now() ELSE ${t.subscribers}.registered_at END`;
+                           THEN now() ELSE ${t.subscribers}.registered_at END
+    -- Set by this statement (the column keeps milliseconds): an earlier registration in the same
+    -- millisecond reads as set here too, and only moves forward with it.
+    RETURNING name AS "name", registered_at = now()::timestamptz(3) AS "renewed"`;
+}
+
+/**
+ * Moves the registration time of subscribers just registered (their registering statement has
+ * committed) to now. The registering statement set it to when it started; a statement that began
+ * writing events after that, but before the registration committed, did not see it: its events
+ * were not owed to the subscriber, yet written after its registration time, so no replay could
+ * give them. Every event not owed is now written before the registration time (replayable); an
+ * event written in between was owed and is replayable too, which at-least-once delivery allows.
+ */
+export function registrationCommitted(t: Tables, names: readonly string[]): Sql {
+  return sql`
+    UPDATE ${t.subscribers} SET registered_at = clock_timestamp()
+    WHERE name = ANY(${names}::text[])`;
 }
 
 /** Forgets a subscriber and every delivery still owed to it (rows and holds). */
@@ -170,14 +188,15 @@ export function removeSubscriber(t: Tables, name: string): Sql {
 /**
  * Gives a registered subscriber deliveries of events written before it was registered (since
  * `since`). Events written while it was registered were owed to it already — as delivery rows, or
- * as holds whose process delivered them and kept no row — so they are not replayed.
+ * as holds whose process delivered them and kept no row — so they are not replayed; but for those
+ * written in the moment its registration committed (see registrationCommitted), which may come twice.
  */
 export function replayEvents(t: Tables, subscriber: string, since: Date | undefined): Sql {
   return sql`
     WITH added AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber)
       SELECT e.id, s.name FROM ${t.subscribers} s
-      JOIN ${t.outbox} e ON e.created_at < s.registered_at
+      JOIN ${t.outbox} e ON e.created_at <= s.registered_at
         AND ${WANTS_TOPIC}
       WHERE s.name = ${subscriber} AND e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
       ON CONFLICT DO NOTHING
