@@ -42,31 +42,14 @@ export const FIFO: ClaimPolicy = { fair: false };
  * other; the claim function then updates them in a statement of its own, after the pick (see
  * operations_claim in the migrations: it can claim every row the pick locked, and finds each by
  * primary key whatever the statistics say).
- *
- * A worker's claim commits without waiting for the WAL flush (`synchronous_commit` off for its
- * transaction only: it always runs on its own), which takes about 0.2 ms off every submit → start.
- * What a crash of the database can lose is the claim alone, and that is safe:
- *  - the row is pending again with the attempt it had, as if never claimed; a handler that had
- *    started runs again elsewhere, which at-least-once execution allows (as after a killed worker);
- *  - its outcome can never be recorded: the row no longer has the claim's token, so the outcome is
- *    refused like any stale run's, and its heartbeats find no claim and abort the handler;
- *  - nothing is dispatched on a claim: it writes no event;
- *  - every later synchronous commit flushes the WAL up to itself, this claim included, so a
- *    recorded outcome, a cancel or a submit that followed it can never survive without it.
- * The sync backend's claim (`claimById`) can run in the caller's transaction, so it stays synchronous.
  */
-function claim(t: Tables, picked: Sql, workerId: string, leaseMs: number, commit: "async" | "sync"): Sql {
-  const asyncCommit =
-    commit === "async"
-      ? sql`, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`
-      : sql``;
+function claim(t: Tables, picked: Sql, workerId: string, leaseMs: number): Sql {
   return sql`
     SELECT c.claimed_id::text AS "id", c.claimed_tenant_id AS "tenantId", c.claimed_batch_id::text AS "batchId",
            c.claimed_type AS "type", c.claimed_payload AS "payload", c.claimed_attempts AS "attempts",
            c.claimed_max_attempts AS "maxAttempts", c.claimed_lock_token::text AS "lockToken",
            c.claimed_order AS "pickOrder"
     FROM ${t.claim}(ARRAY(${picked}), ${workerId}, ${leaseMs / 1000}::float8) c
-    ${asyncCommit}
     ORDER BY c.claimed_order`;
 }
 
@@ -93,7 +76,6 @@ export function claimDue(
         ORDER BY pick_order`,
     workerId,
     leaseMs,
-    "async",
   );
 }
 
@@ -122,7 +104,6 @@ export function claimAnnounced(
         ORDER BY pick_order`,
     workerId,
     leaseMs,
-    "async",
   );
 }
 
@@ -137,7 +118,6 @@ export function claimById(t: Tables, ids: readonly string[], workerId: string, l
       FOR UPDATE SKIP LOCKED`,
     workerId,
     leaseMs,
-    "sync",
   );
 }
 
