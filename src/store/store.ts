@@ -296,11 +296,11 @@ export class Store {
     subscribers: readonly { name: string; topics: readonly string[] | undefined }[],
   ): Promise<void> {
     if (subscribers.length === 0) return;
-    const registered = await this.query<{ name: string; renewed: boolean }>(
+    const registered = await this.query<{ name: string; registering: boolean }>(
       outbox.registerSubscribers(this.tables, subscribers),
     );
-    const renewed = registered.filter((row) => row.renewed).map((row) => row.name);
-    if (renewed.length) await this.execute(outbox.registrationCommitted(this.tables, renewed));
+    const unfixed = registered.filter((row) => row.registering).map((row) => row.name);
+    if (unfixed.length) await this.execute(outbox.registrationCommitted(this.tables, unfixed));
   }
 
   async removeSubscriber(name: string): Promise<{ removed: number; deliveries: number }> {

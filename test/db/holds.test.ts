@@ -11,7 +11,7 @@ import {
   type EventSubscriber,
   type WrittenEvent,
 } from "../../src";
-import { settleHolds } from "../../src/store/statements/outbox";
+import { registerSubscribers, settleHolds } from "../../src/store/statements/outbox";
 import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, types, waitFor } from "../support/fixtures";
@@ -393,9 +393,10 @@ describe("what reads the outbox counts what a hold owes", () => {
           (
             await db.pool.query(
               `SELECT count(*)::int AS n FROM pg_stat_activity
-               WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%operation_subscribers%'`,
+               WHERE datname = current_database() AND wait_event_type = 'Lock'
+                 AND query LIKE '%INSERT INTO%operation_subscribers%'`,
             )
-          ).rows[0].n === 1,
+          ).rows[0].n >= 1,
       );
       // Written now, it is not owed to audit: the statement sees the topics audit had.
       const writer = createOperations({ ...db.connection, types, logger: silentLogger });
@@ -408,6 +409,54 @@ describe("what reads the outbox counts what a hold owes", () => {
       expect(received.map((event) => event.topic)).toEqual(["operation.submitted"]);
     } finally {
       other.release();
+    }
+  });
+
+  it("replay: a registration whose process stopped before fixing its time is fixed by the next one", async () => {
+    const received: DeliveredEvent[] = [];
+    const subscriber = (topics: string[]) => ({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "audit", topics, deliver: (e: DeliveredEvent) => void received.push(e) }],
+    });
+    const wide = ["batch.submitted", "operation.submitted"];
+    await createOperations(subscriber(["batch.submitted"])).ready();
+    const other = await db.pool.connect();
+    const stopping = await db.pool.connect();
+    try {
+      await other.query("BEGIN");
+      await other.query("SELECT 1 FROM operation_subscribers WHERE name = 'audit' FOR UPDATE");
+      // The registering statement of a process that stops right after it commits, before it can
+      // fix the registration time; it waits for the other registration first.
+      const statement = registerSubscribers(tablesIn(), [{ name: "audit", topics: wide }]);
+      const registering = stopping.query(statement.text, statement.values as unknown[]);
+      await waitFor("the registration to wait for the other one", async () => {
+        const { rows } = await db.pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock'
+             AND query LIKE '%INSERT INTO%operation_subscribers%'`,
+        );
+        return rows[0].n >= 1;
+      });
+      const writer = createOperations({ ...db.connection, types, logger: silentLogger });
+      await writer.submitOperation({ tenantId: "t", type: "email.send", payload: email(1) }); // not owed
+      await other.query("COMMIT");
+      expect((await registering).rows).toEqual([{ name: "audit", registering: true }]);
+      // A replay meanwhile would give too much, never too little. The next process to register it,
+      // with the same topics, fixes the time.
+      const restarted = createOperations(subscriber(wide));
+      await restarted.ready();
+      const { rows } = await db.pool.query(
+        `SELECT registered_at BETWEEN now() - interval '1 minute' AND now() AS fixed FROM operation_subscribers`,
+      );
+      expect(rows).toEqual([{ fixed: true }]);
+      expect(await restarted.replayEvents("audit")).toBe(1);
+      expect(await restarted.createRelay().runOnce()).toEqual({ claimed: 1, delivered: 1, failed: 0 });
+      expect(received.map((event) => event.topic)).toEqual(["operation.submitted"]);
+    } finally {
+      other.release();
+      stopping.release();
     }
   });
 

@@ -138,11 +138,19 @@ export function insertEvents(t: Tables, events: readonly NewOutboxEvent[], inlin
 }
 
 /**
+ * Stands for "registered, the time not fixed yet" between a registration's two statements (see
+ * registrationCommitted): later than any event, so a replay meanwhile gives too much rather than
+ * too little, and a plain date, which every client can read.
+ */
+const REGISTERING = sql`'9999-12-31T00:00:00Z'::timestamptz`;
+
+/**
  * Registers subscribers (or refreshes their topics): events written from now on are owed to them.
  * Earlier events are not, unless replayed. A registration that changes a subscriber's topics
- * sets its `registered_at` again, so that a replay can give it the events of a topic it did not
- * want before (and the dashboard tells nothing for those older events). Returns the subscribers
- * whose `registered_at` this statement set; `registrationCommitted` then moves it past the commit.
+ * registers it again, so that a replay can give it the events of a topic it did not want before
+ * (and the dashboard tells nothing for those older events). Returns the subscribers this statement
+ * registered, whose time `registrationCommitted` fixes once it has committed — and those whose time
+ * an earlier registration left unfixed (its process stopped in between), which it fixes too.
  */
 export function registerSubscribers(
   t: Tables,
@@ -150,29 +158,27 @@ export function registerSubscribers(
 ): Sql {
   const json = JSON.stringify(subscribers.map((s) => ({ name: s.name, topics: s.topics ?? [] })));
   return sql`
-    INSERT INTO ${t.subscribers} (name, topics)
-    SELECT s->>'name', ARRAY(SELECT jsonb_array_elements_text(s->'topics'))
+    INSERT INTO ${t.subscribers} (name, topics, registered_at)
+    SELECT s->>'name', ARRAY(SELECT jsonb_array_elements_text(s->'topics')), ${REGISTERING}
     FROM jsonb_array_elements(${json}::jsonb) s
     ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now(),
       registered_at = CASE WHEN ${t.subscribers}.topics IS DISTINCT FROM EXCLUDED.topics
-                           THEN now() ELSE ${t.subscribers}.registered_at END
-    -- Set by this statement (the column keeps milliseconds): an earlier registration in the same
-    -- millisecond reads as set here too, and only moves forward with it.
-    RETURNING name AS "name", registered_at = now()::timestamptz(3) AS "renewed"`;
+                           THEN ${REGISTERING} ELSE ${t.subscribers}.registered_at END
+    RETURNING name AS "name", registered_at = ${REGISTERING} AS "registering"`;
 }
 
 /**
- * Moves the registration time of subscribers just registered (their registering statement has
- * committed) to now. The registering statement set it to when it started; a statement that began
- * writing events after that, but before the registration committed, did not see it: its events
- * were not owed to the subscriber, yet written after its registration time, so no replay could
- * give them. Every event not owed is now written before the registration time (replayable); an
- * event written in between was owed and is replayable too, which at-least-once delivery allows.
+ * Fixes the registration time of subscribers just registered, once their registering statement has
+ * committed: now. A statement that began writing events before the registration committed did not
+ * see it, so its events were not owed to the subscriber; they were written (their transaction
+ * began) before now, so a replay gives them. An event written between the commit and now was owed
+ * and is replayable too, which at-least-once delivery allows. (The time the registering statement
+ * started, used before, lost the events of statements that began after it and before its commit.)
  */
 export function registrationCommitted(t: Tables, names: readonly string[]): Sql {
   return sql`
     UPDATE ${t.subscribers} SET registered_at = clock_timestamp()
-    WHERE name = ANY(${names}::text[])`;
+    WHERE name = ANY(${names}::text[]) AND registered_at = ${REGISTERING}`;
 }
 
 /** Forgets a subscriber and every delivery still owed to it (rows and holds). */
