@@ -9,7 +9,7 @@ import { createOperations, defineOperationType, silentLogger } from "../../src";
 import { createDashboard, type DashboardGrant } from "../../src/dashboard";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { DashboardClient, startDashboard, type DashboardServer } from "../support/dashboard";
-import { truncateAll } from "../support/fixtures";
+import { afterRegistration, truncateAll } from "../support/fixtures";
 import { finish, storeOf } from "../support/store";
 
 let db: TestDatabase;
@@ -361,6 +361,8 @@ describe("why rows wait", () => {
 describe("an event's deliveries", () => {
   it("tells each subscriber's: had inline (no row kept), held by its process, or a delivery row", async () => {
     const ops = service();
+    await ops.ready();
+    await afterRegistration(db.pool); // so that the next event reads as owed to audit
     const { batch } = await ops.submitBatch({ tenantId: "a", type: "work", items: items(1) });
     // A second event about the batch, held for audit by a process that has not settled it yet.
     await storeOf(db.prisma).insertEvents(

@@ -6,6 +6,7 @@ import { storeOf } from "../support/store";
 import { checkInvariants, type Known } from "../../soak/invariants";
 import { SOAK_TABLES, soakTypes } from "../../soak/shared";
 import { createTestDatabase, type TestDatabase } from "../support/db";
+import { afterRegistration } from "../support/fixtures";
 
 let db: TestDatabase;
 
@@ -40,6 +41,8 @@ async function settledHistory(): Promise<Known> {
       },
     ],
   });
+  await ops.ready();
+  await afterRegistration(db.pool); // as in the soak, whose nodes register before any write
   await ops.submitBatch({ tenantId: "t", type: "soak.task", items: [task(0), task(1)], idempotencyKey: "k" });
   await ops.submitBatch({ tenantId: "t", type: "soak.task", items: [task(2)] });
   const cancelled = await ops.submitBatch({ tenantId: "t", type: "soak.task", items: [task(3)] });

@@ -75,6 +75,20 @@ export async function waitFor(
   }
 }
 
+/**
+ * Resolves once the clock is past the millisecond in which the subscribers' registration times
+ * were fixed: an event written in that millisecond may read as owed or not (and be replayed as
+ * well); one written after it was owed.
+ */
+export function afterRegistration(pool: Pool): Promise<void> {
+  return waitFor("the registration's millisecond to pass", async () => {
+    const { rows } = await pool.query(
+      `SELECT bool_and(clock_timestamp() >= registered_at + interval '2 milliseconds') AS past FROM operation_subscribers`,
+    );
+    return rows[0].past !== false;
+  });
+}
+
 /** The pid of a backend of `applicationName` once it sleeps in pg_sleep (a fault trigger holding it mid-statement). */
 export async function sleepingBackend(pool: Pool, applicationName: string, what: string): Promise<number> {
   let pid = 0;

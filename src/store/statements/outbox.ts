@@ -161,6 +161,7 @@ export function registerSubscribers(
     INSERT INTO ${t.subscribers} (name, topics, registered_at)
     SELECT s->>'name', ARRAY(SELECT jsonb_array_elements_text(s->'topics')), ${REGISTERING}
     FROM jsonb_array_elements(${json}::jsonb) s
+    ORDER BY s->>'name' -- rows locked in name order, as registrationCommitted's index scan does
     ON CONFLICT (name) DO UPDATE SET topics = EXCLUDED.topics, seen_at = now(),
       registered_at = CASE WHEN ${t.subscribers}.topics IS DISTINCT FROM EXCLUDED.topics
                            THEN ${REGISTERING} ELSE ${t.subscribers}.registered_at END
