@@ -35,6 +35,28 @@ function recorder(name: string, into: DeliveredEvent[]): EventSubscriber {
 
 const email = (n: number) => ({ to: `user${n}@example.com`, subject: `hello ${n}` });
 
+/** A service whose subscriber "audit" wants `topics` and records what it gets in `received`. */
+function auditing(received: DeliveredEvent[], topics: string[]) {
+  return createOperations({
+    ...db.connection,
+    types,
+    logger: silentLogger,
+    subscribers: [{ name: "audit", topics, deliver: (e: DeliveredEvent) => void received.push(e) }],
+  });
+}
+
+/** Resolves once a registration of a subscriber waits for another one's row lock. */
+function registrationWaits(): Promise<void> {
+  return waitFor("the registration to wait for the other one", async () => {
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'
+         AND query LIKE '%INSERT INTO%operation_subscribers%'`,
+    );
+    return rows[0].n >= 1;
+  });
+}
+
 /**
  * Writes `count` events as a process with subscriber `name` does (held for it), in statements of
  * `perStatement`, and never delivers them: the process stopped between its commit and its settle.
@@ -375,31 +397,15 @@ describe("what reads the outbox counts what a hold owes", () => {
 
   it("replay: gives an event written while the subscriber's registration waited to commit", async () => {
     const received: DeliveredEvent[] = [];
-    const subscriber = (topics: string[]) => ({
-      ...db.connection,
-      types,
-      logger: silentLogger,
-      subscribers: [{ name: "audit", topics, deliver: (e: DeliveredEvent) => void received.push(e) }],
-    });
-    await createOperations(subscriber(["batch.submitted"])).ready();
+    await auditing(received, ["batch.submitted"]).ready();
     // Another process registering it at the same moment: the registration below waits for it.
     const other = await db.pool.connect();
     try {
       await other.query("BEGIN");
       await other.query("SELECT 1 FROM operation_subscribers WHERE name = 'audit' FOR UPDATE");
-      const wide = createOperations(subscriber(["batch.submitted", "operation.submitted"]));
+      const wide = auditing(received, ["batch.submitted", "operation.submitted"]);
       const registering = wide.ready();
-      await waitFor(
-        "the registration to wait for the other one",
-        async () =>
-          (
-            await db.pool.query(
-              `SELECT count(*)::int AS n FROM pg_stat_activity
-               WHERE datname = current_database() AND wait_event_type = 'Lock'
-                 AND query LIKE '%INSERT INTO%operation_subscribers%'`,
-            )
-          ).rows[0].n >= 1,
-      );
+      await registrationWaits();
       // Written now, it is not owed to audit: the statement sees the topics audit had.
       const writer = createOperations({ ...db.connection, types, logger: silentLogger });
       await writer.submitOperation({ tenantId: "t", type: "email.send", payload: email(1) });
@@ -416,14 +422,8 @@ describe("what reads the outbox counts what a hold owes", () => {
 
   it("replay: a registration whose process stopped before fixing its time is fixed by the next one", async () => {
     const received: DeliveredEvent[] = [];
-    const subscriber = (topics: string[]) => ({
-      ...db.connection,
-      types,
-      logger: silentLogger,
-      subscribers: [{ name: "audit", topics, deliver: (e: DeliveredEvent) => void received.push(e) }],
-    });
     const wide = ["batch.submitted", "operation.submitted"];
-    await createOperations(subscriber(["batch.submitted"])).ready();
+    await auditing(received, ["batch.submitted"]).ready();
     const other = await db.pool.connect();
     const stopping = await db.pool.connect();
     try {
@@ -433,21 +433,14 @@ describe("what reads the outbox counts what a hold owes", () => {
       // fix the registration time; it waits for the other registration first.
       const statement = registerSubscribers(tablesIn(), [{ name: "audit", topics: wide }]);
       const registering = stopping.query(statement.text, statement.values as unknown[]);
-      await waitFor("the registration to wait for the other one", async () => {
-        const { rows } = await db.pool.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND query LIKE '%INSERT INTO%operation_subscribers%'`,
-        );
-        return rows[0].n >= 1;
-      });
+      await registrationWaits();
       const writer = createOperations({ ...db.connection, types, logger: silentLogger });
       await writer.submitOperation({ tenantId: "t", type: "email.send", payload: email(1) }); // not owed
       await other.query("COMMIT");
       expect((await registering).rows).toEqual([{ name: "audit", registering: true }]);
       // A replay meanwhile would give too much, never too little. The next process to register it,
       // with the same topics, fixes the time.
-      const restarted = createOperations(subscriber(wide));
+      const restarted = auditing(received, wide);
       await restarted.ready();
       const { rows } = await db.pool.query(
         `SELECT registered_at < '9999-01-01' AND registered_at >= (SELECT max(created_at) FROM operation_outbox)
