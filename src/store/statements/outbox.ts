@@ -196,7 +196,8 @@ export function removeSubscriber(t: Tables, name: string): Sql {
  * Gives a registered subscriber deliveries of events written before it was registered (since
  * `since`). Events written while it was registered were owed to it already — as delivery rows, or
  * as holds whose process delivered them and kept no row — so they are not replayed; but for those
- * written in the moment its registration committed (see registrationCommitted), which may come twice.
+ * of a transaction open while its registration committed, or begun before its time was fixed (see
+ * registrationCommitted), which may come twice.
  */
 export function replayEvents(t: Tables, subscriber: string, since: Date | undefined): Sql {
   return sql`
