@@ -1,6 +1,5 @@
 import { createOperations, webhookSubscriber } from "prisma-operations";
 import { bullmqSubscriber } from "prisma-operations/bullmq";
-import { ops as app } from "./quickstart.js";
 
 declare const prisma: Parameters<typeof createOperations>[0]["prisma"];
 declare const types: Parameters<typeof createOperations>[0]["types"];
@@ -24,5 +23,8 @@ const ops = createOperations({
 });
 
 await ops.redeliverDead({ subscriber: "crm" }); // dead deliveries due again, with fresh attempts
-await app.replayEvents("audit", { since: new Date(Date.now() - 86_400_000) }); // history it never had
-await app.removeSubscriber("legacy-crm"); // no process has it any more: forget what it was owed
+// History it never had: returns how many deliveries it added; a relay (a worker's, or
+// ops.createRelay().start()) delivers them at its next poll.
+const replayed = await ops.replayEvents("crm", { since: new Date(Date.now() - 86_400_000) });
+await ops.removeSubscriber("legacy-crm"); // no process has it any more: forget what it was owed
+console.log(`${replayed} events replayed to crm`);
