@@ -20,6 +20,7 @@ export interface Tables {
   readonly pickAnnounced: Sql;
   readonly pickDueDeliveries: Sql;
   readonly claimDeliveries: Sql;
+  readonly heartbeat: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
   readonly batchStatus: Sql;
@@ -60,6 +61,7 @@ export function tablesIn(schema?: string): Tables {
     pickAnnounced: name("operations_pick_announced"),
     pickDueDeliveries: name("operation_deliveries_pick_due"),
     claimDeliveries: name("operation_deliveries_claim"),
+    heartbeat: name("operations_heartbeat"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),
     failurePolicy: name("failure_policy"),

@@ -1,7 +1,7 @@
 // Claims and leases: workers take due operations with FOR UPDATE SKIP LOCKED, each claim named by
 // a fresh token, and keep them alive by heartbeat.
 import type { Tables } from "../tables";
-import { lockedById, milliseconds, sql, type Sql } from "./shared";
+import { sql, type Sql } from "./shared";
 
 /** A claimed operation: what a handler needs, and the claim it runs under. */
 export interface ClaimedRow {
@@ -121,22 +121,19 @@ export function claimById(t: Tables, ids: readonly string[], workerId: string, l
   );
 }
 
-/** Extends the leases of the claims still held; says which of them were asked to cancel. */
+/**
+ * Extends the leases of the claims still held; says which of them were asked to cancel. Each row
+ * is locked by primary key in id order, as every multi-row statement locks operations (no deadlock
+ * with a cancel of the same batch), whatever the statistics say (see operations_heartbeat in the
+ * migrations).
+ */
 export function heartbeat(
   t: Tables,
   claims: readonly { id: string; lockToken: string }[],
   leaseMs: number,
 ): Sql {
-  // Rows locked in id order first, as every multi-row statement locks operations (no deadlock
-  // with a cancel of the same batch).
   return sql`
-    UPDATE ${t.operations} o
-    SET locked_until = now() + ${milliseconds(leaseMs)}
-    FROM (
-      SELECT c.id, u.token
-      FROM ${lockedById(t, sql`unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[]) AS u(id, token)`)}
-      WHERE c.lock_token = u.token AND c.status = 'processing'
-    ) p
-    WHERE o.id = p.id -- locked and checked by id above (see move in transitions.ts)
-    RETURNING o.lock_token::text AS "lockToken", o.cancel_requested_at IS NOT NULL AS "cancelRequested"`;
+    SELECT h.beat_lock_token::text AS "lockToken", h.beat_cancel_requested AS "cancelRequested"
+    FROM ${t.heartbeat}(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.lockToken)}::uuid[],
+                        ${leaseMs / 1000}::float8) h`;
 }
