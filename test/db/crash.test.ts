@@ -101,7 +101,8 @@ describe("many workers at once", () => {
     expect(
       await scalar<number>(`SELECT count(*)::int FROM operation_outbox WHERE topic = 'operation.completed'`),
     ).toBe(5_000);
-  });
+    // Eight processes starting on two cores took up to a minute here: the waits above set the bound.
+  }, 180_000);
 });
 
 describe("a worker process killed with SIGKILL mid-handler", () => {
