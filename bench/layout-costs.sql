@@ -41,15 +41,7 @@ CREATE INDEX ON leases2 (locked_until);
 VACUUM ANALYZE ops2;
 VACUUM ANALYZE queue2;
 
-CREATE OR REPLACE PROCEDURE pg_temp.step(name text, statement text) LANGUAGE plpgsql AS $$
-DECLARE started timestamptz := clock_timestamp();
-BEGIN
-  FOR i IN 1 .. 200 LOOP
-    EXECUTE statement;
-    COMMIT;
-  END LOOP;
-  RAISE NOTICE '%: % µs per row', rpad(name, 40), round(extract(epoch FROM clock_timestamp() - started) * 1e6 / 20000);
-END $$;
+\ir step.sql
 
 CALL pg_temp.step('as it is: claim', $q$
   WITH p AS (SELECT id FROM operations WHERE type = 'bench' AND tenant_id = 'bench' AND status = 'pending'

@@ -20,15 +20,7 @@ VACUUM FULL ANALYZE operations;
 VACUUM ANALYZE operation_outbox;
 VACUUM ANALYZE operation_deliveries;
 
-CREATE OR REPLACE PROCEDURE pg_temp.step(name text, statement text) LANGUAGE plpgsql AS $$
-DECLARE started timestamptz := clock_timestamp();
-BEGIN
-  FOR i IN 1 .. 200 LOOP
-    EXECUTE statement;
-    COMMIT;
-  END LOOP;
-  RAISE NOTICE '%: % µs per row', rpad(name, 40), round(extract(epoch FROM clock_timestamp() - started) * 1e6 / 20000);
-END $$;
+\ir step.sql
 
 CALL pg_temp.step('claim: pick, lock, update to processing', $q$
   WITH p AS (SELECT id FROM operations WHERE type = 'bench' AND tenant_id = 'bench' AND status = 'pending'
