@@ -122,7 +122,6 @@ async function scansOf(client: PoolClient, name: string, statement: Sql) {
   }
 }
 
-
 // A worker's heartbeat updates its rows in a function (operations_heartbeat in the migrations),
 // whose inner plan EXPLAIN does not show: what it reads is counted instead, on a prepared statement
 // past its custom plans.
@@ -378,11 +377,7 @@ describe("a claim on a connection that began when the tables were small", () => 
   };
 
   /** Plans `statement` on small tables (past the custom plans), grows them with `grow`, runs it once more. */
-  async function afterGrowth(
-    name: string,
-    statement: () => Sql,
-    grow: () => Promise<unknown>,
-  ) {
+  async function afterGrowth(name: string, statement: () => Sql, grow: () => Promise<unknown>) {
     const session = await fresh.pool.connect();
     try {
       await fresh.pool.query(`ANALYZE ${TABLES.join(", ")}`);
@@ -424,8 +419,10 @@ describe("a claim on a connection that began when the tables were small", () => 
     await writeBatches(10);
     const claimed = await storeOf(fresh.prisma).claimDue(5, "w", 600_000, ["task"]);
     expect(claimed).toHaveLength(5);
-    const after = await afterGrowth("heartbeat", () => heartbeat(tables, claimed, 600_000), () =>
-      writeBatches(10_000, 10),
+    const after = await afterGrowth(
+      "heartbeat",
+      () => heartbeat(tables, claimed, 600_000),
+      () => writeBatches(10_000, 10),
     );
     expect(after.returned).toBe(5);
     // Before: the plan made on 10 rows read all 15,010 of the grown table twice per claim.
