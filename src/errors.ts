@@ -164,7 +164,7 @@ export class SchemaMissingError extends OperationsError {
   constructor(cause: unknown) {
     super(
       "schema_missing",
-      "prisma-operations' tables were not found: apply its migrations (`npx prisma-operations init`, then " +
+      "prisma-operations' tables or functions were not found, or are an older version's: apply its migrations (`npx prisma-operations init`, then " +
         "`prisma migrate deploy`), and if they live in another PostgreSQL schema, pass `schema` to createOperations " +
         `(${lastLine(cause)})`,
       { cause },

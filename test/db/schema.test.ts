@@ -161,4 +161,19 @@ describe("the module's tables in another PostgreSQL schema", () => {
       DatabaseUnavailableError,
     );
   });
+
+  it("a database without this version's newest migration fails a worker's start, not its heartbeats", async () => {
+    // Migrated by the version before: its heartbeats would fail (logged only), its leases lapse and
+    // the reaper hand its long handlers to another worker while they still run.
+    const older = await createTestDatabase();
+    try {
+      await older.pool.query(`DROP FUNCTION operations_heartbeat(uuid[], uuid[], double precision)`);
+      const ops = createOperations({ ...older.connection, types, logger: silentLogger });
+      const start = ops.createWorker({ handlers: { "schema.task": () => null } }).start();
+      await expect(start).rejects.toBeInstanceOf(SchemaMissingError);
+      await expect(start).rejects.toThrow(/apply its migrations/);
+    } finally {
+      await older.close();
+    }
+  });
 });

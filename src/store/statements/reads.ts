@@ -77,9 +77,14 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
     ORDER BY b.id DESC LIMIT ${filter.limit}`;
 }
 
-/** Reads nothing, but fails when the module's tables are not where its statements look (or the database is away). */
+/**
+ * Reads nothing, but fails when the module's tables are not where its statements look (or the
+ * database is away), or its newest migration is not applied: it names that migration's function
+ * (a worker of this version on a database migrated by the one before would otherwise start, and
+ * fail only at its first heartbeat).
+ */
 export function probe(t: Tables): Sql {
-  return sql`SELECT 1 FROM ${t.operations} LIMIT 0`;
+  return sql`SELECT 1 FROM ${t.operations}, ${t.heartbeat}('{}'::uuid[], '{}'::uuid[], 0) LIMIT 0`;
 }
 
 /** Which database, and which operations table in it (null when there is none), a connection reaches. */
