@@ -21,6 +21,7 @@ export interface Tables {
   readonly pickDueDeliveries: Sql;
   readonly claimDeliveries: Sql;
   readonly heartbeat: Sql;
+  readonly finish: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
   readonly batchStatus: Sql;
@@ -62,6 +63,7 @@ export function tablesIn(schema?: string): Tables {
     pickDueDeliveries: name("operation_deliveries_pick_due"),
     claimDeliveries: name("operation_deliveries_claim"),
     heartbeat: name("operations_heartbeat"),
+    finish: name("operations_finish"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),
     failurePolicy: name("failure_policy"),

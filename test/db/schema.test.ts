@@ -162,12 +162,14 @@ describe("the module's tables in another PostgreSQL schema", () => {
     );
   });
 
-  it("a database without this version's newest migration fails a worker's start, not its heartbeats", async () => {
-    // Migrated by the version before: its heartbeats would fail (logged only), its leases lapse and
-    // the reaper hand its long handlers to another worker while they still run.
+  it("a database without this version's newest migration fails a worker's start, not its outcomes", async () => {
+    // Migrated by the version before: no outcome could be recorded (each retried until its lease
+    // lapsed, then the reaper hands the operation out again), so every handler would run again.
     const older = await createTestDatabase();
     try {
-      await older.pool.query(`DROP FUNCTION operations_heartbeat(uuid[], uuid[], double precision)`);
+      await older.pool.query(
+        `DROP FUNCTION operations_finish(uuid[], uuid[], text[], jsonb[], jsonb[], double precision[], integer[])`,
+      );
       const ops = createOperations({ ...older.connection, types, logger: silentLogger });
       const start = ops.createWorker({ handlers: { "schema.task": () => null } }).start();
       await expect(start).rejects.toBeInstanceOf(SchemaMissingError);

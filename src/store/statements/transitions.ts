@@ -107,10 +107,6 @@ function move(t: Tables, m: Move): Sql {
 
 const TERMINAL_TOPIC = sql`CASE WHEN o.status IN ${TERMINAL} THEN 'operation.' || o.status END`;
 
-/** Error stored on an operation cancelled on request. */
-const CANCELLED_ERROR = sql`jsonb_build_object('name', 'Cancelled', 'message', 'cancelled on request',
-  'retryable', false, 'attempt', o.attempts)`;
-
 /**
  * The move that cancels unfinished rows (a cancel request, or fail_fast): a pending row is
  * cancelled at once, a running one is asked to stop (its worker hears it on CANCEL_CHANNEL at
@@ -176,7 +172,8 @@ export interface TransitionRow {
  */
 function transition(
   t: Tables,
-  changed: Move,
+  /** The move, or a statement that changes the rows and returns what a move returns (see `finished`). */
+  changed: Move | Sql,
   inline: Inline,
   options: { canFail: boolean; wake?: boolean },
 ): Sql {
@@ -185,7 +182,7 @@ function transition(
              FROM (SELECT DISTINCT type, tenant_id FROM changed WHERE status = 'pending') w)::int AS "woke"`
     : sql``;
   return sql`
-    WITH changed AS (${move(t, changed)}),
+    WITH changed AS (${"set" in changed ? move(t, changed) : changed}),
     cascaded AS (${options.canFail ? failFastSiblings(t) : NO_CASCADE}),
     moved AS (
       SELECT id, tenant_id, batch_id, type, status::text AS status, attempts, d_completed, d_failed, d_cancelled,
@@ -286,47 +283,28 @@ export interface Outcome {
  * plan, one round trip and one update of each batch row, however many of its children finished.
  */
 export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline: Inline): Sql {
-  const failing = outcomes.filter((outcome) => outcome.finish.to === "failed").map((outcome) => outcome.id);
   const column = <T>(pick: (finish: Finish) => T) => outcomes.map((outcome) => pick(outcome.finish));
   const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value ?? null));
   return transition(
     t,
-    {
-      byId: sql`
-        unnest(${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
-                    ${column((f) => f.to)}::text[],
-                    ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
-                    ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
-                    ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
-                    ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[])
-          AS u(id, token, target, result, error, delay_s, refund)`,
-      where: sql`c.lock_token = u.token`,
-      from: ["processing"],
-      carry: sql`, u.token, u.target, u.result, u.error, u.delay_s, u.refund`,
-      // Not `=`: with the pick's `c.lock_token = u.token` that would make the tokens one equivalence
-      // class, and a custom plan then hash-joined the outcomes to a full scan of the table on it.
-      guard: sql`o.lock_token IS NOT DISTINCT FROM p.token`,
-      prelock: failing.length
-        ? unfinishedOfFailFastBatches(t, sql`f.id = ANY(${failing}::uuid[])`)
-        : undefined,
-      set: sql`
-        status = (CASE WHEN p.target = 'completed' THEN 'completed'
-                       WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                       ELSE p.target END)::${t.operationStatus},
-        result = CASE WHEN p.target = 'completed' THEN p.result ELSE o.result END,
-        error = CASE WHEN p.target = 'completed' THEN NULL
-                     WHEN o.cancel_requested_at IS NOT NULL THEN COALESCE(p.error, ${CANCELLED_ERROR})
-                     ELSE COALESCE(p.error, o.error) END,
-        run_at = CASE WHEN p.target = 'pending' AND o.cancel_requested_at IS NULL
-                      THEN ${dueAt(sql`make_interval(secs => p.delay_s)`)} ELSE o.run_at END,
-        attempts = o.attempts - p.refund,
-        locked_by = NULL, locked_until = NULL, lock_token = NULL,
-        finished_at = CASE WHEN p.target <> 'pending' OR o.cancel_requested_at IS NOT NULL THEN now() END`,
-      topic: TERMINAL_TOPIC,
-    },
+    // The rows are changed in a function whose plans do not follow the statistics (see
+    // operations_finish in the migrations); what follows from the change is this statement's.
+    sql`
+      SELECT f.finished_id AS id, f.finished_tenant_id AS tenant_id, f.finished_batch_id AS batch_id,
+             f.finished_type AS type, f.finished_status AS status, f.finished_attempts AS attempts,
+             (f.finished_status = 'completed')::int AS d_completed, (f.finished_status = 'failed')::int AS d_failed,
+             (f.finished_status = 'cancelled')::int AS d_cancelled, false AS cancel_requested,
+             CASE WHEN f.finished_status IN ${TERMINAL} THEN 'operation.' || f.finished_status END AS topic
+      FROM ${t.finish}(
+        ${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
+        ${column((f) => f.to)}::text[],
+        ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
+        ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
+        ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
+        ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[]) f`,
     inline,
     {
-      canFail: failing.length > 0,
+      canFail: outcomes.some((outcome) => outcome.finish.to === "failed"),
       // Rows handed back due at once (a worker shutting down, a cancel-free hand-back) wake the
       // other workers, whose last claim may have found nothing.
       wake: outcomes.some((outcome) => outcome.finish.to === "pending" && outcome.finish.delayMs === 0),
