@@ -5,6 +5,8 @@
 // concurrent transaction is re-read where it is updated, but a copy carried in from a sub-select
 // can be the older version (the racing-clients soak caught a cancel deciding "pending" for a row
 // just claimed). So a concurrent change makes a row move from its real status, or fall out.
+// A worker's outcomes follow the same rule in a function (operations_finish in the migrations),
+// whose plans do not depend on the statistics; what follows from any move is built here.
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
