@@ -481,7 +481,9 @@ async function main(): Promise<void> {
     SELECT (SELECT count(*) FROM soak_runs)::int AS "handlerRuns",
            (SELECT count(*) FROM soak_deliveries)::int AS deliveries,
            (SELECT count(*) FROM operation_outbox)::int AS events,
-           (SELECT count(*) FROM operation_deliveries)::int AS "deliveryRows"`);
+           (SELECT count(*) FROM operation_deliveries)::int AS "deliveryRows",
+           -- Statements PostgreSQL chose as deadlock victims (each retried, after deadlock_timeout).
+           (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database())::int AS deadlocks`);
   await prisma.$disconnect();
   await Promise.all([pool.end(), record.end(), check.end()]);
   if (!args.keep) {
