@@ -256,9 +256,7 @@ describe("concurrency limits", () => {
 
   it("8 worker processes racing for slots never run more than the limits, sampled continuously", async () => {
     const ops = service();
-    for (const tenantId of ["A", "B", "C"])
-      await ops.submitBatch({ tenantId, type: "limited", items: items(40) });
-    // And new tenants' work announced while the workers are busy (a notification's claim must count too).
+    // New tenants' work is announced while the workers are busy (a notification's claim must count too).
     const later = ["D", "E", "F", "G"];
     const workers: WorkerProcess[] = Array.from({ length: 8 }, (_, i) =>
       spawnWorker({ WORKER_DATABASE_URL: db.url, WORKER_ID: `w${i}`, WORKER_CONCURRENCY: "4" }),
@@ -283,6 +281,10 @@ describe("concurrency limits", () => {
     })();
     try {
       await Promise.all(workers.map((worker) => worker.ready));
+      // Submitted once every worker is up: written before, 120 rows could all be done by the first
+      // workers before the last one started, and no slot would ever be seen taken below.
+      for (const tenantId of ["A", "B", "C"])
+        await ops.submitBatch({ tenantId, type: "limited", items: items(40) });
       for (const tenantId of later) {
         await waitFor("a slot taken", async () => {
           const { rows } = await db.pool.query(
