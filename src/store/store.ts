@@ -324,16 +324,21 @@ export class Store {
 
   async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.execute(prepared(outbox.extendDeliveries(this.tables, deliveries, leaseMs)));
+    return (await this.one<{ changed: number }>(
+      prepared(outbox.extendDeliveries(this.tables, deliveries, leaseMs)),
+    ))!.changed;
   }
 
   async markDelivered(deliveries: readonly DeliveryRef[]): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return this.execute(prepared(outbox.markDelivered(this.tables, deliveries)));
+    return (await this.one<{ changed: number }>(prepared(outbox.markDelivered(this.tables, deliveries))))!
+      .changed;
   }
 
-  markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
-    return this.execute(prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)));
+  async markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
+    return (await this.one<{ changed: number }>(
+      prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)),
+    ))!.changed;
   }
 
   /** Settles holds (see outbox.settleHolds): how many were still there, and the delivery rows their failures got. */

@@ -219,28 +219,23 @@ describe("recording deliveries beside a backlog the statistics never saw", () =>
   }, 60_000);
   afterAll(() => fresh.close());
 
-  const deliveryScans = (plan: PlanNode) =>
-    planNodes(plan)
-      .filter(
-        (node) => node["Relation Name"] === "operation_deliveries" && node["Node Type"].endsWith("Scan"),
-      )
-      .map((node) => ({ index: node["Index Name"] ?? node["Node Type"], loops: node["Actual Loops"] }));
-
-  describe.each([false, true])("with generic plans %s", (generic) => {
-    it.each([
-      ["markDelivered", () => markDelivered(tables, owed)],
-      ["extendDeliveries", () => extendDeliveries(tables, owed, 30_000)],
-      ["markFailed", () => markFailed(tables, owed[0]!, "boom", 1_000)],
-    ] as const)("%s reads each row by primary key", async (_name, statement) => {
-      const client = await fresh.pool.connect();
-      try {
-        const scans = deliveryScans(await explain(client, statement(), { generic }));
-        expect(scans.length).toBeGreaterThan(0);
-        expect(scans.filter((scan) => scan.index !== "operation_deliveries_pkey")).toEqual([]);
-      } finally {
-        client.release();
-      }
-    });
+  // The records change their rows in a function (operation_deliveries_record in the migrations),
+  // whose plans EXPLAIN does not show: what they read is counted, past the custom plans.
+  it.each([
+    ["markDelivered", 100, () => markDelivered(tables, owed)],
+    ["extendDeliveries", 100, () => extendDeliveries(tables, owed, 30_000)],
+    ["markFailed", 1, () => markFailed(tables, owed[0]!, "boom", 1_000)],
+  ] as const)("%s reads each row by primary key", async (name, count, statement) => {
+    const client = await fresh.pool.connect();
+    try {
+      let reads: Awaited<ReturnType<typeof scansOf>> | undefined;
+      for (let n = 0; n < 7; n++) reads = await scansOf(client, name, statement());
+      expect(reads!.seqScans).toEqual({});
+      // Each row once to lock it and once to update it.
+      expect(reads!.fetched.operation_deliveries).toBe(2 * count);
+    } finally {
+      client.release();
+    }
   });
 });
 
@@ -458,6 +453,27 @@ describe("a claim on a connection that began when the tables were small", () => 
     // update; and each delivery row's foreign-key check reads the outbox on a plan of its own.
     expect(after.seqScans.operations).toBeUndefined();
     expect(after.fetched.operations ?? 0).toBeLessThanOrEqual(2 * 5);
+  }, 60_000);
+
+  it("a relay's marks find the deliveries they record by primary key", async () => {
+    await fresh.pool.query(
+      "TRUNCATE operation_outbox, operation_deliveries, operation_delivery_holds CASCADE",
+    );
+    await writeDeliveries(10);
+    const claimed = await storeOf(fresh.prisma).claimDeliveries("s", 5, 600_000);
+    expect(claimed).toHaveLength(5);
+    const refs = claimed.map((d) => ({
+      eventId: d.event.id,
+      subscriber: d.subscriber,
+      claimedAttempts: d.attempts,
+    }));
+    const after = await afterGrowth(
+      "mark",
+      () => markDelivered(tables, refs),
+      () => writeDeliveries(10_000),
+    );
+    expect(after.seqScans).toEqual({});
+    expect(after.fetched.operation_deliveries ?? 0).toBeLessThanOrEqual(2 * 5);
   }, 60_000);
 
   it("a relay's claim reads no table whole, and only the deliveries it takes", async () => {

@@ -162,13 +162,13 @@ describe("the module's tables in another PostgreSQL schema", () => {
     );
   });
 
-  it("a database without this version's newest migration fails a worker's start, not its outcomes", async () => {
-    // Migrated by the version before: no outcome could be recorded (each retried until its lease
-    // lapsed, then the reaper hands the operation out again), so every handler would run again.
+  it("a database without this version's newest migration fails a worker's start, not its deliveries", async () => {
+    // Migrated by the version before: its relay could record no delivery (each made again when its
+    // claim ran out, forever).
     const older = await createTestDatabase();
     try {
       await older.pool.query(
-        `DROP FUNCTION operations_finish(uuid[], uuid[], text[], jsonb[], jsonb[], double precision[], integer[])`,
+        `DROP FUNCTION operation_deliveries_record(bigint[], text[], integer[], boolean, text, boolean, double precision)`,
       );
       const ops = createOperations({ ...older.connection, types, logger: silentLogger });
       const start = ops.createWorker({ handlers: { "schema.task": () => null } }).start();

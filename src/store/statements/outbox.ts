@@ -3,7 +3,7 @@
 // process's own subscribers, a hold (that process delivers the events right after its commit); the
 // relay's claims and outcomes on delivery rows, and the settling of holds.
 import type { Tables } from "../tables";
-import { dueAt, lockedByKey, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
+import { dueAt, milliseconds, OUTBOX_CHANNEL, sql, type Sql } from "./shared";
 
 /** An outbox event as read back: what every delivery carries. */
 export interface OutboxEvent {
@@ -243,33 +243,29 @@ export interface DeliveryRef {
 }
 
 /**
- * The delivery rows `deliveries` names that are still the claims they name (the attempt count they
- * were claimed with, not delivered, not dead), as `p`: each looked up by primary key and locked,
- * then checked as it is (see lockedByKey). The UPDATE then finds each locked row by key, with no
- * condition of its own that the partial index of undelivered rows could serve.
+ * Records on the delivery rows `deliveries` names, only where each is still the claim it names (the
+ * attempt count it was claimed with, not delivered, not dead), in a function whose plans do not
+ * follow the statistics (operation_deliveries_record in the migrations): each row is locked by
+ * primary key, checked as it is, and updated by primary key. Returns `changed`, the rows it changed.
  */
-function stillOurs(t: Tables, deliveries: readonly DeliveryRef[]): Sql {
-  const named = sql`unnest(${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
-                           ${deliveries.map((d) => d.claimedAttempts)}::int[]) AS r(event_id, subscriber, claimed)`;
-  return sql`(
-    SELECT c.event_id, c.subscriber
-    FROM ${lockedByKey(t.deliveries, named, ["event_id", "subscriber"])}
-    WHERE c.attempts = u.claimed AND c.delivered_at IS NULL AND c.dead_at IS NULL
-  ) p`;
+function record(
+  t: Tables,
+  deliveries: readonly DeliveryRef[],
+  change: { delivered: boolean; failure: string | null; dead: boolean; dueAfterMs: number | null },
+): Sql {
+  return sql`${t.recordDeliveries}(
+    ${deliveries.map((d) => d.eventId)}::bigint[], ${deliveries.map((d) => d.subscriber)}::text[],
+    ${deliveries.map((d) => d.claimedAttempts)}::int[], ${change.delivered}::boolean, ${change.failure}::text,
+    ${change.dead}::boolean, ${change.dueAfterMs === null ? null : change.dueAfterMs / 1000}::float8)`;
 }
-
-/** The locked row of `p` (see stillOurs), by primary key. */
-const BY_KEY = sql`d.event_id = p.event_id AND d.subscriber = p.subscriber`;
 
 /**
  * Keeps claimed deliveries from other relays for another `leaseMs` while this one is still at work
  * on them — only while they are still this claim's.
  */
 export function extendDeliveries(t: Tables, deliveries: readonly DeliveryRef[], leaseMs: number): Sql {
-  return sql`
-    UPDATE ${t.deliveries} d SET available_at = now() + ${milliseconds(leaseMs)}
-    FROM ${stillOurs(t, deliveries)}
-    WHERE ${BY_KEY}`;
+  const extend = record(t, deliveries, { delivered: false, failure: null, dead: false, dueAfterMs: leaseMs });
+  return sql`SELECT ${extend} AS "changed"`;
 }
 
 /**
@@ -282,11 +278,9 @@ export function extendDeliveries(t: Tables, deliveries: readonly DeliveryRef[], 
  * synchronous commit flushes it.
  */
 export function markDelivered(t: Tables, deliveries: readonly DeliveryRef[]): Sql {
-  return sql`
-    UPDATE ${t.deliveries} d
-    SET delivered_at = now(), last_error = NULL
-    FROM ${stillOurs(t, deliveries)}, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-    WHERE ${BY_KEY}`;
+  const delivered = record(t, deliveries, { delivered: true, failure: null, dead: false, dueAfterMs: null });
+  return sql`SELECT ${delivered} AS "changed"
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
 }
 
 /** Records a failed delivery (fenced as above): due again after `retryDelayMs`, or dead when null. */
@@ -296,13 +290,13 @@ export function markFailed(
   error: string,
   retryDelayMs: number | null,
 ): Sql {
-  return sql`
-    UPDATE ${t.deliveries} d
-    SET last_error = ${error},
-        dead_at = ${retryDelayMs === null ? sql`now()` : sql`NULL`},
-        available_at = ${retryDelayMs === null ? sql`d.available_at` : dueAt(milliseconds(retryDelayMs))}
-    FROM ${stillOurs(t, [delivery])}
-    WHERE ${BY_KEY}`;
+  const failed = record(t, [delivery], {
+    delivered: false,
+    failure: error,
+    dead: retryDelayMs === null,
+    dueAfterMs: retryDelayMs,
+  });
+  return sql`SELECT ${failed} AS "changed"`;
 }
 
 /** Which dead deliveries to hand back to the relays. */

@@ -81,11 +81,11 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
  * Reads nothing, but fails when the module's tables are not where its statements look (or the
  * database is away), or its newest migration is not applied: it looks up, without calling it, the
  * function that migration adds (a worker of this version on a database migrated by the one before
- * would otherwise start, and fail only at its first outcome).
+ * would otherwise start, and fail only at its first record of a delivery).
  */
 export function probe(t: Tables): Sql {
   return sql`SELECT (SELECT 1 FROM ${t.operations} LIMIT 0) IS NULL AS "tables",
-    ${`${t.finish.text}(uuid[], uuid[], text[], jsonb[], jsonb[], double precision[], integer[])`}::text::regprocedure
+    ${`${t.recordDeliveries.text}(bigint[], text[], integer[], boolean, text, boolean, double precision)`}::text::regprocedure
       IS NOT NULL AS "newest"`;
 }
 
