@@ -22,6 +22,7 @@ export interface Tables {
   readonly claimDeliveries: Sql;
   readonly heartbeat: Sql;
   readonly finish: Sql;
+  readonly reap: Sql;
   readonly recordDeliveries: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
@@ -65,6 +66,7 @@ export function tablesIn(schema?: string): Tables {
     claimDeliveries: name("operation_deliveries_claim"),
     heartbeat: name("operations_heartbeat"),
     finish: name("operations_finish"),
+    reap: name("operations_reap"),
     recordDeliveries: name("operation_deliveries_record"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),

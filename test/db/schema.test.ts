@@ -162,14 +162,12 @@ describe("the module's tables in another PostgreSQL schema", () => {
     );
   });
 
-  it("a database without this version's newest migration fails a worker's start, not its deliveries", async () => {
-    // Migrated by the version before: its relay could record no delivery (each made again when its
-    // claim ran out, forever).
+  it("a database without this version's newest migration fails a worker's start, not its reaper", async () => {
+    // Migrated by the version before: the worker would start, and its reaper would fail every pass
+    // (logged only), so no crashed worker's operations would ever be taken back.
     const older = await createTestDatabase();
     try {
-      await older.pool.query(
-        `DROP FUNCTION operation_deliveries_record(bigint[], text[], integer[], boolean, text, boolean, double precision)`,
-      );
+      await older.pool.query(`DROP FUNCTION operations_reap(integer)`);
       const ops = createOperations({ ...older.connection, types, logger: silentLogger });
       const start = ops.createWorker({ handlers: { "schema.task": () => null } }).start();
       await expect(start).rejects.toBeInstanceOf(SchemaMissingError);

@@ -81,12 +81,11 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
  * Reads nothing, but fails when the module's tables are not where its statements look (or the
  * database is away), or its newest migration is not applied: it looks up, without calling it, the
  * function that migration adds (a worker of this version on a database migrated by the one before
- * would otherwise start, and fail only at its first record of a delivery).
+ * would otherwise start, and fail only at its reaper's first pass).
  */
 export function probe(t: Tables): Sql {
   return sql`SELECT (SELECT 1 FROM ${t.operations} LIMIT 0) IS NULL AS "tables",
-    ${`${t.recordDeliveries.text}(bigint[], text[], integer[], boolean, text, boolean, double precision)`}::text::regprocedure
-      IS NOT NULL AS "newest"`;
+    ${`${t.reap.text}(integer)`}::text::regprocedure IS NOT NULL AS "newest"`;
 }
 
 /** Which database, and which operations table in it (null when there is none), a connection reaches. */

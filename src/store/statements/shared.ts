@@ -65,31 +65,17 @@ export function milliseconds(ms: number): Sql {
 }
 
 /**
- * The rows of `table` that `named` (a relation aliased `u` with the `key` columns) names, as `c`,
- * each looked up by its key and locked, in key order, as it is after any wait for the lock (with
- * `skipLocked`, rows another transaction holds are left out). The lookup is a LATERAL subquery
- * that takes its own lock, so the planner cannot turn it into a join: a join let it walk a partial
- * index once per named row when the statistics, taken before the rows were there, said that index
- * was empty — a group commit's outcomes against the index of processing rows (200–500 ms for 500
- * outcomes with 2,000 held), a relay's marks against the index of undelivered rows (684 ms for 100
- * marks beside 30,000 owed).
+ * The operations that `named` (a relation aliased `u` with an `id` column) names, as `c`, each
+ * looked up by primary key and locked, in id order, as it is after any wait for the lock (a
+ * retry's rows). The lookup is a LATERAL subquery that takes its own lock, so the planner cannot
+ * turn it into a join: a join let it walk a partial index once per named row when the statistics,
+ * taken before the rows were there, said that index was empty (200–500 ms for a group commit of 500
+ * outcomes with 2,000 held, when group commits were built this way). Its plan still follows the
+ * statistics otherwise; the hot paths' moves are functions of the migrations, whose plans do not.
  */
-export function lockedByKey(
-  table: Sql,
-  named: Sql,
-  key: readonly string[],
-  options: { skipLocked?: boolean } = {},
-): Sql {
-  const order = raw(key.join(", "));
-  const matches = raw(key.map((column) => `l.${column} = u.${column}`).join(" AND "));
-  return sql`(SELECT * FROM ${named} ORDER BY ${order}) u
-    CROSS JOIN LATERAL (SELECT * FROM ${table} l WHERE ${matches}
-                        OFFSET 0 FOR UPDATE ${options.skipLocked ? sql`SKIP LOCKED` : sql``}) c`;
-}
-
-/** Operations named by `id` (see lockedByKey). */
-export function lockedById(t: Tables, named: Sql, options: { skipLocked?: boolean } = {}): Sql {
-  return lockedByKey(t.operations, named, ["id"], options);
+export function lockedById(t: Tables, named: Sql): Sql {
+  return sql`(SELECT * FROM ${named} ORDER BY id) u
+    CROSS JOIN LATERAL (SELECT * FROM ${t.operations} l WHERE l.id = u.id OFFSET 0 FOR UPDATE) c`;
 }
 
 export { raw, sql, type Sql };

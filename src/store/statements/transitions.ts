@@ -43,15 +43,6 @@ interface Move {
   carry?: Sql;
   /** Conditions re-checked on the row as it is updated (`o`, and `p`), beside its status. */
   guard?: Sql;
-  /** With `byId`: skip rows another transaction holds (the reaper) rather than wait for them. */
-  skipLocked?: boolean;
-  /**
-   * Rows to lock before any other, in id order: a move that may cascade (fail_fast) locks every
-   * unfinished child of the batches it may cascade into first, so that it takes those locks in the
-   * same order as a cancel of the batch, or another child failing at the same moment, and never
-   * waits for one of them while holding another (a deadlock).
-   */
-  prelock?: Sql;
   /** Assignments over `o` (the row as it is) and the carried columns of `p`. */
   set: Sql;
   /** The event topic of a moved row, over `o` as updated; NULL for no event. */
@@ -72,18 +63,15 @@ function move(t: Tables, m: Move): Sql {
   const from = statusList(m.from);
   const carriesOld = !m.from.every((status) => UNFINISHED.includes(status));
   const left = (status: string) => (carriesOld ? sql`(p.old_status = ${status})::int` : sql`0`);
-  const prelock = m.prelock
-    ? sql`AND (SELECT count(*) FROM (${m.prelock} ORDER BY pl.id FOR UPDATE OF pl) locked_first) >= 0`
-    : sql``;
   const picked = m.byId
     ? sql`
       SELECT c.id ${m.carry ?? sql``}
-      FROM ${lockedById(t, m.byId, { skipLocked: m.skipLocked })}
-      WHERE (${m.where}) AND c.status IN ${from} ${prelock}`
+      FROM ${lockedById(t, m.byId)}
+      WHERE (${m.where}) AND c.status IN ${from}`
     : sql`
       SELECT c.id ${m.carry ?? sql``}
       FROM ${t.operations} c
-      WHERE (${m.where}) AND c.status IN ${from} ${prelock}
+      WHERE (${m.where}) AND c.status IN ${from}
       ORDER BY c.id
       FOR UPDATE OF c`;
   return sql`
@@ -106,8 +94,6 @@ function move(t: Tables, m: Move): Sql {
       (o.status = 'processing' AND o.cancel_requested_at IS NOT NULL) AS cancel_requested,
       ${m.topic} AS topic`;
 }
-
-const TERMINAL_TOPIC = sql`CASE WHEN o.status IN ${TERMINAL} THEN 'operation.' || o.status END`;
 
 /**
  * The move that cancels unfinished rows (a cancel request, or fail_fast): a pending row is
@@ -253,13 +239,19 @@ function transition(
            ${woke}`;
 }
 
-/** The unfinished children (`pl`) of the fail_fast batches of the rows `failing` selects (as `f`). */
-function unfinishedOfFailFastBatches(t: Tables, failing: Sql): Sql {
+/**
+ * The rows a function of the migrations changed (operations_finish, operations_reap: each returns
+ * them in `finished_*` columns, as they are now, all of them out of `processing`), as a move
+ * returns them. Their plans never depend on the statistics, which a statement's here can.
+ */
+function changedBy(call: Sql): Sql {
   return sql`
-    SELECT pl.id FROM ${t.operations} pl
-    WHERE pl.status IN ('pending', 'processing') AND pl.batch_id IN (
-      SELECT f.batch_id FROM ${t.operations} f JOIN ${t.batches} b ON b.id = f.batch_id
-      WHERE b.failure_policy = 'fail_fast' AND ${failing})`;
+    SELECT f.finished_id AS id, f.finished_tenant_id AS tenant_id, f.finished_batch_id AS batch_id,
+           f.finished_type AS type, f.finished_status AS status, f.finished_attempts AS attempts,
+           (f.finished_status = 'completed')::int AS d_completed, (f.finished_status = 'failed')::int AS d_failed,
+           (f.finished_status = 'cancelled')::int AS d_cancelled, false AS cancel_requested,
+           CASE WHEN f.finished_status IN ${TERMINAL} THEN 'operation.' || f.finished_status END AS topic
+    FROM ${call} f`;
 }
 
 /** How a worker ends its claim on an operation. */
@@ -291,19 +283,13 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
     t,
     // The rows are changed in a function whose plans do not follow the statistics (see
     // operations_finish in the migrations); what follows from the change is this statement's.
-    sql`
-      SELECT f.finished_id AS id, f.finished_tenant_id AS tenant_id, f.finished_batch_id AS batch_id,
-             f.finished_type AS type, f.finished_status AS status, f.finished_attempts AS attempts,
-             (f.finished_status = 'completed')::int AS d_completed, (f.finished_status = 'failed')::int AS d_failed,
-             (f.finished_status = 'cancelled')::int AS d_cancelled, false AS cancel_requested,
-             CASE WHEN f.finished_status IN ${TERMINAL} THEN 'operation.' || f.finished_status END AS topic
-      FROM ${t.finish}(
+    changedBy(sql`${t.finish}(
         ${outcomes.map((o) => o.id)}::uuid[], ${outcomes.map((o) => o.lockToken)}::uuid[],
         ${column((f) => f.to)}::text[],
         ${column((f) => (f.to === "completed" ? json(f.result) : null))}::jsonb[],
         ${column((f) => (f.to === "completed" ? null : json(f.error)))}::jsonb[],
         ${column((f) => (f.to === "pending" ? f.delayMs / 1000 : 0))}::float8[],
-        ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[]) f`,
+        ${column((f) => (f.to === "pending" && f.refundAttempt ? 1 : 0))}::int[])`),
     inline,
     {
       canFail: outcomes.some((outcome) => outcome.finish.to === "failed"),
@@ -319,35 +305,8 @@ export function finishOperations(t: Tables, outcomes: readonly Outcome[], inline
  * with the attempt counted, failed when attempts are exhausted, cancelled when a cancel was asked.
  */
 export function reapExpiredLeases(t: Tables, limit: number, inline: Inline): Sql {
-  return transition(
-    t,
-    {
-      // The oldest expired leases, read without locks; each is then locked (unless a worker is
-      // recording its outcome right now) and checked again as it is.
-      byId: sql`(SELECT x.id FROM ${t.operations} x WHERE x.status = 'processing' AND x.locked_until < now()
-                 ORDER BY x.locked_until LIMIT ${limit}) u`,
-      where: sql`c.locked_until < now()`,
-      from: ["processing"],
-      guard: sql`o.locked_until < now()`,
-      prelock: unfinishedOfFailFastBatches(
-        t,
-        sql`f.status = 'processing' AND f.locked_until < now() AND f.attempts >= f.max_attempts
-            AND f.cancel_requested_at IS NULL`,
-      ),
-      skipLocked: true,
-      set: sql`
-        status = (CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                       WHEN o.attempts >= o.max_attempts THEN 'failed'
-                       ELSE 'pending' END)::${t.operationStatus},
-        error = jsonb_build_object('name', 'LeaseExpired', 'message', 'the lease of ' || o.locked_by || ' expired',
-          'retryable', o.attempts < o.max_attempts, 'attempt', o.attempts),
-        run_at = ${dueAt()}, locked_by = NULL, locked_until = NULL, lock_token = NULL,
-        finished_at = CASE WHEN o.cancel_requested_at IS NOT NULL OR o.attempts >= o.max_attempts THEN now() END`,
-      topic: TERMINAL_TOPIC,
-    },
-    inline,
-    { canFail: true, wake: true },
-  );
+  // In a function whose plans do not follow the statistics (operations_reap in the migrations).
+  return transition(t, changedBy(sql`${t.reap}(${limit}::int)`), inline, { canFail: true, wake: true });
 }
 
 /** A tenant's operation, or a tenant's batch's children: the rows a cancel or retry acts on. */
