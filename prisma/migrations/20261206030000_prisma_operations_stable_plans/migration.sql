@@ -29,6 +29,36 @@
 -- each failing a row of one batch and completing a row of the other held each other's outcome row
 -- as a sibling (test/db/races.test.ts, "fail_fast group commits racing each other").
 
+-- Locks the rows `changing`, and with them, when any of `failing` is in a fail_fast batch, that
+-- batch's unfinished children (which its cascade will cancel): in one pass, in id order (see
+-- above). Without a failing row in a fail_fast batch it locks nothing: the caller locks its own
+-- rows as it changes them, in id order too.
+CREATE FUNCTION "operations_lock_with_siblings"(changing uuid[], failing uuid[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET jit = off
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  siblings uuid[];
+BEGIN
+  IF cardinality(failing) IS NULL OR cardinality(failing) = 0 THEN RETURN; END IF;
+  SELECT array_agg(s.id) INTO siblings FROM operations s
+  WHERE s.status IN ('pending', 'processing') AND s.batch_id IN (
+    SELECT f.batch_id FROM operations f JOIN operation_batches b ON b.id = f.batch_id
+    WHERE b.failure_policy = 'fail_fast' AND f.id = ANY (failing));
+  IF siblings IS NOT NULL THEN
+    PERFORM 1 FROM (
+      SELECT pl.id FROM operations pl WHERE pl.id = ANY (siblings || changing) ORDER BY pl.id FOR UPDATE OF pl
+    ) locked_first;
+  END IF;
+END
+$$;
+
 -- Ends the claims named (each row locked by primary key, in id order, and changed only while it
 -- still has the claim named: `tokens`) with the outcome given for it: `targets` completed, failed
 -- or pending (a retry or hand-back due after `delays` seconds, its attempt refunded when `refunds`
@@ -62,22 +92,10 @@ SET enable_mergejoin = off
 SET jit = off
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-  siblings uuid[];
 BEGIN
   IF cardinality(ids) IS NULL OR cardinality(ids) = 0 THEN RETURN; END IF;
-  IF 'failed' = ANY (targets) THEN
-    SELECT array_agg(s.id) INTO siblings FROM operations s
-    WHERE s.status IN ('pending', 'processing') AND s.batch_id IN (
-      SELECT f.batch_id FROM operations f JOIN operation_batches b ON b.id = f.batch_id
-      WHERE b.failure_policy = 'fail_fast'
-        AND f.id = ANY (ARRAY(SELECT x.id FROM unnest(ids, targets) AS x(id, target) WHERE x.target = 'failed')));
-    IF siblings IS NOT NULL THEN
-      PERFORM 1 FROM (
-        SELECT pl.id FROM operations pl WHERE pl.id = ANY (siblings || ids) ORDER BY pl.id FOR UPDATE OF pl
-      ) locked_first;
-    END IF;
-  END IF;
+  PERFORM operations_lock_with_siblings(
+    ids, ARRAY(SELECT x.id FROM unnest(ids, targets) AS x(id, target) WHERE x.target = 'failed'));
   RETURN QUERY
     WITH locked AS MATERIALIZED (
       SELECT c.id, u.target, u.result, u.error, u.delay_s, u.refund
@@ -140,7 +158,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
   expired uuid[];
-  siblings uuid[];
 BEGIN
   -- The oldest expired leases, read without locks, through the partial index of processing rows.
   SELECT array_agg(x.id) INTO expired FROM (
@@ -150,16 +167,10 @@ BEGIN
     LIMIT max_rows
   ) x;
   IF expired IS NULL THEN RETURN; END IF;
-  SELECT array_agg(s.id) INTO siblings FROM operations s
-  WHERE s.status IN ('pending', 'processing') AND s.batch_id IN (
-    SELECT f.batch_id FROM operations f JOIN operation_batches b ON b.id = f.batch_id
-    WHERE b.failure_policy = 'fail_fast' AND f.id = ANY (expired)
-      AND f.attempts >= f.max_attempts AND f.cancel_requested_at IS NULL);
-  IF siblings IS NOT NULL THEN
-    PERFORM 1 FROM (
-      SELECT pl.id FROM operations pl WHERE pl.id = ANY (siblings || expired) ORDER BY pl.id FOR UPDATE OF pl
-    ) locked_first;
-  END IF;
+  PERFORM operations_lock_with_siblings(
+    expired,
+    ARRAY(SELECT f.id FROM operations f
+          WHERE f.id = ANY (expired) AND f.attempts >= f.max_attempts AND f.cancel_requested_at IS NULL));
   RETURN QUERY
     WITH locked AS MATERIALIZED (
       SELECT c.id
