@@ -25,7 +25,7 @@ import {
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
   /**
-   * The rows named by id: a relation aliased `u` with an `id` column, e.g. an unnest of outcomes.
+   * The rows named by id: a relation aliased `u` with an `id` column (a retry: the rows it locked).
    * Each is looked up and locked by primary key (see `lockedById`); without it, the rows are
    * found by `where` over the table.
    */
