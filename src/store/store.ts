@@ -118,6 +118,11 @@ export class Store {
     return (await this.query<T>(statement))[0];
   }
 
+  /** Runs a statement that calls a function of the migrations returning the rows it changed, as `changed`. */
+  private async changed(statement: Sql): Promise<number> {
+    return (await this.one<{ changed: number }>(statement))!.changed;
+  }
+
   // --- submits ------------------------------------------------------------------------------------
 
   /** Parent, children and `batch.submitted` in one statement; `batch` null when the idempotency key was taken. */
@@ -324,21 +329,16 @@ export class Store {
 
   async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return (await this.one<{ changed: number }>(
-      prepared(outbox.extendDeliveries(this.tables, deliveries, leaseMs)),
-    ))!.changed;
+    return this.changed(prepared(outbox.extendDeliveries(this.tables, deliveries, leaseMs)));
   }
 
   async markDelivered(deliveries: readonly DeliveryRef[]): Promise<number> {
     if (deliveries.length === 0) return 0;
-    return (await this.one<{ changed: number }>(prepared(outbox.markDelivered(this.tables, deliveries))))!
-      .changed;
+    return this.changed(prepared(outbox.markDelivered(this.tables, deliveries)));
   }
 
-  async markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
-    return (await this.one<{ changed: number }>(
-      prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)),
-    ))!.changed;
+  markFailed(delivery: DeliveryRef, error: string, retryDelayMs: number | null): Promise<number> {
+    return this.changed(prepared(outbox.markFailed(this.tables, delivery, error, retryDelayMs)));
   }
 
   /** Settles holds (see outbox.settleHolds): how many were still there, and the delivery rows their failures got. */

@@ -13,6 +13,7 @@ import {
 import type { Worker } from "../../src/execution/worker";
 import { isTransactionConflict } from "../../src/store/database-errors";
 import { poolDb } from "../../src/store/pool";
+import type { Outcome } from "../../src/store/statements/transitions";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, waitFor } from "../support/fixtures";
 import { NO_INLINE, storeOf } from "../support/store";
@@ -187,6 +188,30 @@ describe("cancelBatch while workers claim", () => {
   });
 });
 
+/**
+ * Group commits sent on the pool as a worker sends them, each run again when PostgreSQL chooses it
+ * as a deadlock victim (as a worker's completer does), the victims counted.
+ */
+function groupCommits() {
+  const store = storeOf(poolDb(db.connection.pool, { prepare: true }));
+  const commits = {
+    store,
+    deadlocks: 0,
+    async commit(outcomes: readonly Outcome[]): Promise<void> {
+      for (;;) {
+        try {
+          await store.finishOperations(outcomes, NO_INLINE);
+          return;
+        } catch (error) {
+          if (!isTransactionConflict(error)) throw error;
+          commits.deadlocks++;
+        }
+      }
+    },
+  };
+  return commits;
+}
+
 describe("group commits racing each other", () => {
   // Workers draining the same batches record their outcomes at the same moments, each group commit
   // moving the counters of several batches. Each must lock those batch rows in one order (by id),
@@ -205,35 +230,27 @@ describe("group commits racing each other", () => {
     // eight, it took them in the order of a hash table, the same in every commit).
     for (let b = 0; b < 100; b++) await ops.submitBatch({ tenantId: "t", type: "timed", items: items(1) });
     await db.pool.query("ANALYZE");
-    const store = storeOf(poolDb(db.connection.pool, { prepare: true }));
-    const claimed = await store.claimDue(batches * rounds * callers, "w", 60_000, ["task"]);
+    const commits = groupCommits();
+    const claimed = await commits.store.claimDue(batches * rounds * callers, "w", 60_000, ["task"]);
     expect(claimed).toHaveLength(batches * rounds * callers);
     const byBatch = new Map<string, typeof claimed>();
     for (const row of claimed) byBatch.set(row.batchId!, [...(byBatch.get(row.batchId!) ?? []), row]);
-    let deadlocks = 0;
     await Promise.all(
       Array.from({ length: callers }, async (_, caller) => {
         for (let round = 0; round < rounds; round++) {
           // One child of every batch: each group commit moves all eight batches' counters.
           const rows = [...byBatch.values()].map((children) => children[round * callers + caller]!);
-          const outcomes = rows.map((row) => ({
-            id: row.id,
-            lockToken: row.lockToken,
-            finish: { to: "completed" as const, result: null },
-          }));
-          for (;;) {
-            try {
-              await store.finishOperations(outcomes, NO_INLINE);
-              break;
-            } catch (error) {
-              if (!isTransactionConflict(error)) throw error;
-              deadlocks++;
-            }
-          }
+          await commits.commit(
+            rows.map((row) => ({
+              id: row.id,
+              lockToken: row.lockToken,
+              finish: { to: "completed" as const, result: null },
+            })),
+          );
         }
       }),
     );
-    expect(deadlocks).toBe(0);
+    expect(commits.deadlocks).toBe(0);
     expect(await corruptBatches()).toEqual([]);
     const { rows } = await db.pool.query(
       `SELECT status::text, count(*)::int AS n FROM operation_batches WHERE type = 'task' GROUP BY status`,
@@ -249,38 +266,27 @@ describe("fail_fast group commits racing each other", () => {
   // sibling. One pass in id order over both sets cannot.
   it("two commits failing rows of each other's fail_fast batches at once: no deadlock victim", async () => {
     const ops = service();
-    const store = storeOf(poolDb(db.connection.pool, { prepare: true }));
-    let deadlocks = 0;
+    const commits = groupCommits();
     for (let round = 0; round < 20; round++) {
       const [b1, b2] = [
         await ops.submitBatch({ tenantId: "t", type: "task", items: items(2), failurePolicy: "fail_fast" }),
         await ops.submitBatch({ tenantId: "t", type: "task", items: items(2), failurePolicy: "fail_fast" }),
       ];
-      const claimed = await store.claimDue(4, "w", 60_000, ["task"]);
+      const claimed = await commits.store.claimDue(4, "w", 60_000, ["task"]);
       const of = (batchId: string) => claimed.filter((row) => row.batchId === batchId);
       const [f1, y] = of(b1.batch.id);
       const [x, f2] = of(b2.batch.id);
-      const outcome = (row: typeof f1, to: "failed" | "completed") => ({
+      const outcome = (row: typeof f1, to: "failed" | "completed"): Outcome => ({
         id: row!.id,
         lockToken: row!.lockToken,
         finish: to === "failed" ? { to, error: { message: "boom" } } : { to, result: null },
       });
-      const commit = async (outcomes: ReturnType<typeof outcome>[]) => {
-        for (;;) {
-          try {
-            return await store.finishOperations(outcomes, NO_INLINE);
-          } catch (error) {
-            if (!isTransactionConflict(error)) throw error;
-            deadlocks++;
-          }
-        }
-      };
       await Promise.all([
-        commit([outcome(f1, "failed"), outcome(x, "completed")]),
-        commit([outcome(f2, "failed"), outcome(y, "completed")]),
+        commits.commit([outcome(f1, "failed"), outcome(x, "completed")]),
+        commits.commit([outcome(f2, "failed"), outcome(y, "completed")]),
       ]);
     }
-    expect(deadlocks).toBe(0);
+    expect(commits.deadlocks).toBe(0);
     expect(await corruptBatches()).toEqual([]);
     const { rows } = await db.pool.query(
       `SELECT status::text, count(*)::int AS n FROM operations GROUP BY 1`,

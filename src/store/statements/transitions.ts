@@ -160,7 +160,7 @@ export interface TransitionRow {
  */
 function transition(
   t: Tables,
-  /** The move, or a statement that changes the rows and returns what a move returns (see `finished`). */
+  /** The move, or a statement that changes the rows and returns what a move returns (see `changedBy`). */
   changed: Move | Sql,
   inline: Inline,
   options: { canFail: boolean; wake?: boolean },
