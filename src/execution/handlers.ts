@@ -36,9 +36,14 @@ export class OperationCancelled extends Error {
   }
 }
 
+/**
+ * The worker no longer holds the operation's lease, or cannot be sure it does: a heartbeat found
+ * it gone, or none could extend it before the worker's own deadline for it (a margin before the
+ * lease could run out). Another worker may run the operation: stop.
+ */
 export class LeaseLost extends Error {
-  constructor() {
-    super("the worker lost this operation's lease; another worker may run it");
+  constructor(message = "the worker lost this operation's lease; another worker may run it") {
+    super(message);
     this.name = "LeaseLost";
   }
 }

@@ -61,8 +61,11 @@ export class Producer {
     private readonly store: Store,
     private readonly options: ProducerOptions,
     private readonly logger: Logger,
-    /** Called with each claim's rows before any of them runs. */
-    private readonly onClaimed: (rows: readonly ClaimedRow[]) => void,
+    /**
+     * Called with each claim's rows before any of them runs, and when the claim was sent
+     * (performance.now()): their leases run from no earlier than that.
+     */
+    private readonly onClaimed: (rows: readonly ClaimedRow[], sentAt: number) => void,
     /** Runs a row; resolves when its slot is free again (its outcome may still be recording). */
     private readonly run: (row: ClaimedRow) => Promise<void>,
     /** Outcomes handed to the completer and not recorded yet: their rows are still held. */
@@ -163,6 +166,7 @@ export class Producer {
       const asked = taken.length * perQueue; // at most this many rows come back
       let rows: ClaimedRow[];
       this.claiming += asked;
+      const sentAt = performance.now();
       try {
         rows = await this.store.claimAnnounced(taken, perQueue, workerId, leaseMs);
       } catch (error) {
@@ -174,7 +178,7 @@ export class Producer {
       } finally {
         this.claiming -= asked;
       }
-      this.onClaimed(rows);
+      this.onClaimed(rows, sentAt);
       this.queue.push(rows);
       this.pump();
       // The regular claims go on unless every announced queue gave rows, but not its whole share.
@@ -195,6 +199,7 @@ export class Producer {
     const want = Math.min(batchSize, free);
     let rows: ClaimedRow[];
     this.claiming += want;
+    const sentAt = performance.now();
     try {
       rows = await this.store.claimDue(
         want,
@@ -216,7 +221,7 @@ export class Producer {
     if (last) this.after = { type: last.type, tenantId: last.tenantId };
     // (A short claim under concurrency limits may mean no slot, not no rows: a freed slot counts.)
     this.starved = rows.length < want && !this.options.policy.limits?.length;
-    this.onClaimed(rows);
+    this.onClaimed(rows, sentAt);
     this.queue.push(rows);
     this.pump();
     return rows.length === want ? 0 : pollIntervalMs;

@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { ClientConfig } from "pg";
+import { leaseMarginMs } from "../domain/lease";
 import type { HandlerOutcome } from "../domain/retry";
 import { OperationsError } from "../errors";
 import type { Logger } from "../logger";
@@ -15,7 +16,7 @@ import { Completer, type Recorded } from "./completer";
 import { executeHandler, HANDED_BACK, type ExecutionConfig } from "./executor";
 import { LeaseLost, OperationCancelled, WorkerShutdown } from "./handlers";
 import { LazyAbortController } from "./lazy-abort";
-import { LeaseKeeper } from "./leases";
+import { LeaseFence, LeaseKeeper } from "./leases";
 import { Listener } from "./listener";
 import { WorkerPresence } from "./presence";
 import { Producer } from "./producer";
@@ -37,9 +38,18 @@ export interface WorkerOptions {
    * tenant's new rows run in turn with them).
    */
   prefetch?: number | "auto";
-  /** How long a claim is ours without a heartbeat. Default 30 s. */
+  /**
+   * How long a claim is ours without a heartbeat. The worker fences itself by its own clock: a
+   * handler whose lease no heartbeat could extend for `leaseMs` minus a margin (a tenth of it,
+   * 10 ms to 5 s) since the last one sent has its signal aborted with `LeaseLost`, before the
+   * reaper can hand the row to another worker — the database unreachable or its heartbeats hung
+   * included. A row claimed ahead that has not started is handed back instead. Default 30 s.
+   */
   leaseMs?: number;
-  /** How often leases are extended (and cancel requests picked up without NOTIFY). Default leaseMs / 3. */
+  /**
+   * How often leases are extended (and cancel requests picked up without NOTIFY): at most half of
+   * `leaseMs`, so that one late beat does not stop the handlers. Default leaseMs / 3.
+   */
   heartbeatIntervalMs?: number;
   /** Poll interval when idle and no notification arrives. Default 1,000 ms. */
   pollIntervalMs?: number;
@@ -117,6 +127,7 @@ export class Worker {
   private readonly producer: Producer;
   private readonly completer: Completer;
   private readonly leases: LeaseKeeper;
+  private readonly fence: LeaseFence;
   private readonly presence: WorkerPresence;
   private readonly listener: Listener | undefined;
 
@@ -160,7 +171,7 @@ export class Worker {
         },
       },
       deps.logger,
-      (rows) => this.claimed(rows),
+      (rows, sentAt) => this.claimed(rows, sentAt),
       (row) => this.run(row),
       () => this.recording,
     );
@@ -174,7 +185,16 @@ export class Worker {
         if (transition.events.length) this.track(deps.dispatch(transition.events));
       },
     );
-    const heartbeatMs = options.heartbeatIntervalMs ?? Math.max(50, Math.floor(this.leaseMs / 3));
+    const heartbeatMs = options.heartbeatIntervalMs ?? Math.max(10, Math.floor(this.leaseMs / 3));
+    this.fence = new LeaseFence(this.leaseMs, (token) =>
+      this.held
+        .get(token)
+        ?.controller.abort(
+          new LeaseLost(
+            `no heartbeat could extend this operation's lease in time (the worker's deadline is ${this.leaseMs - leaseMarginMs(this.leaseMs)} ms after the last one sent); stopped before the lease runs out and another worker may run it`,
+          ),
+        ),
+    );
     this.presence = new WorkerPresence(
       deps.store,
       { id: this.id, hostname: hostname(), pid: process.pid, types, concurrency, heartbeatMs },
@@ -189,6 +209,7 @@ export class Worker {
       {
         cancelRequested: (token) => this.held.get(token)?.controller.abort(new OperationCancelled()),
         lost: (token) => this.held.get(token)?.controller.abort(new LeaseLost()),
+        extended: (tokens, sentAt) => this.fence.extended(tokens, sentAt),
       },
       this.presence,
     );
@@ -249,14 +270,19 @@ export class Worker {
     }
     await Promise.all(this.dispatching);
     await this.leases.stop();
+    this.fence.stop();
     await this.listener?.stop();
     await Promise.all((this.deps.companions ?? []).map((companion) => companion.stop()));
     await this.presence.stopped();
   }
 
-  private claimed(rows: readonly ClaimedRow[]): void {
+  private claimed(rows: readonly ClaimedRow[], sentAt: number): void {
     this.stats.claimed += rows.length;
     for (const row of rows) this.held.set(row.lockToken, { row, controller: new LazyAbortController() });
+    this.fence.granted(
+      rows.map((row) => row.lockToken),
+      sentAt,
+    );
   }
 
   /** Runs a row's handler; resolves when its slot is free, while its outcome is being recorded. */
@@ -272,6 +298,7 @@ export class Worker {
       await this.completer.record(row, outcome);
     } finally {
       this.held.delete(row.lockToken);
+      this.fence.released(row.lockToken);
       this.recording--;
       // A row back to pending may be due at once (a hand-back); otherwise only the room matters.
       if (outcome.kind === "retry" || outcome.kind === "snoozed") this.producer.wake();
@@ -335,5 +362,12 @@ function validateNumbers(options: WorkerOptions): void {
         `createWorker: \`${name}\` must be an integer >= ${min}${name === "prefetch" ? ' or "auto"' : ""}, got ${JSON.stringify(value)}`,
       );
     }
+  }
+  const leaseMs = options.leaseMs ?? 30_000;
+  if (options.heartbeatIntervalMs !== undefined && options.heartbeatIntervalMs > leaseMs / 2) {
+    throw new OperationsError(
+      "invalid_options",
+      `createWorker: \`heartbeatIntervalMs\` (${options.heartbeatIntervalMs}) must be at most half of \`leaseMs\` (${leaseMs}): the worker stops a handler whose lease no heartbeat extended within the lease`,
+    );
   }
 }

@@ -220,7 +220,7 @@ describe("a late completion after the lease was taken over", () => {
       id: "slow",
       concurrency: 1,
       leaseMs: 60_000,
-      heartbeatIntervalMs: 60_000,
+      heartbeatIntervalMs: 30_000,
       pollIntervalMs: 20,
       reaper: false,
       relay: false,

@@ -309,7 +309,7 @@ describe("a worker's claims", () => {
           return new Promise((resolve) => releases.push(() => resolve({ run })));
         },
       },
-      { concurrency: 2, heartbeatIntervalMs: 60_000 },
+      { concurrency: 2, leaseMs: 120_000, heartbeatIntervalMs: 60_000 },
     );
     const { operation } = await ops.submitOperation({ tenantId: "t", type: "task", payload: { n: 1 } });
     await w.start();

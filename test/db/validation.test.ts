@@ -258,6 +258,14 @@ describe("createWorker refuses bad options", () => {
     [{ prefetch: untyped("lots") }, '`prefetch` must be an integer >= 0 or "auto", got "lots"'],
     [{ leaseMs: untyped("30s") }, '`leaseMs` must be an integer >= 1, got "30s"'],
     [{ tenantWeights: { a: 0 } }, 'tenantWeights["a"] must be a number > 0, got 0'],
+    [
+      { heartbeatIntervalMs: 20_000 },
+      "`heartbeatIntervalMs` (20000) must be at most half of `leaseMs` (30000)",
+    ],
+    [
+      { leaseMs: 1_000, heartbeatIntervalMs: 600 },
+      "`heartbeatIntervalMs` (600) must be at most half of `leaseMs` (1000)",
+    ],
   ])("%j", (options, message) => {
     expect(() => service().createWorker({ handlers: untyped(handlers), ...options })).toThrow(
       expect.objectContaining({ code: "invalid_options", message: expect.stringContaining(message) }),

@@ -191,20 +191,99 @@ describe("running operations", () => {
     let release!: () => void;
     const { ops, worker } = setup(
       { task: () => new Promise<string>((resolve) => (release = () => resolve("done"))) },
-      { leaseMs: 300, heartbeatIntervalMs: 50 },
+      { leaseMs: 1_000, heartbeatIntervalMs: 100 },
     );
     await worker.start();
     const { operation: op } = await ops.submitOperation({ tenantId: "t", type: "task", payload: { n: 1 } });
     await waitFor("the handler to start", () => release !== undefined);
     const reaper = ops.createReaper();
     for (let i = 0; i < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 300)); // past the lease, four times over
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the lease, four times over
       expect((await reaper.runOnce()).reaped).toBe(0);
     }
     release();
     await waitFor("completion", async () => (await operation(op.id)).status === "completed");
     expect((await operation(op.id)).attempts).toBe(1);
     expect(worker.stats.rejected).toBe(0);
+  });
+});
+
+describe("a worker that cannot extend its leases (its own clock fences it)", () => {
+  // The heartbeat hangs, as it does when the database cannot be reached: the worker must stop its
+  // handlers before the lease it can no longer extend runs out, so that the reaper and another
+  // worker never run the operation while its first run goes on (issue 28, finding 3).
+  const HUNG_HEARTBEAT = `
+    CREATE OR REPLACE FUNCTION operations_heartbeat(ids uuid[], tokens uuid[], lease_seconds double precision)
+    RETURNS TABLE (beat_lock_token uuid, beat_cancel_requested boolean) LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_sleep(60); END $$`;
+  let original = "";
+  beforeEach(async () => {
+    const { rows } = await db.pool.query(
+      `SELECT pg_get_functiondef('operations_heartbeat(uuid[], uuid[], double precision)'::regprocedure) AS def`,
+    );
+    original = rows[0].def;
+  });
+  afterEach(async () => {
+    await db.pool.query(original);
+    await db.pool.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()`,
+    );
+  });
+
+  it("aborts its handlers with LeaseLost before the lease runs out: no two runs of one operation overlap", async () => {
+    const runs: { worker: string; attempt: number; start: number; stop?: number; reason?: string }[] = [];
+    const handler =
+      (worker: string): Handlers<Types>["task"] =>
+      async (_payload, { attempt, signal }) => {
+        const run: (typeof runs)[number] = { worker, attempt, start: performance.now() };
+        runs.push(run);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 30_000);
+          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        run.stop = performance.now();
+        run.reason = (signal.reason as Error | undefined)?.name;
+        throw signal.reason ?? new Error("not aborted");
+      };
+    const leaseMs = 1_000;
+    const a = setup(
+      { task: handler("a") },
+      {
+        id: "a",
+        concurrency: 1,
+        prefetch: 0,
+        leaseMs,
+        heartbeatIntervalMs: 100,
+        shutdownTimeoutMs: 0,
+        reaper: false,
+        relay: false,
+      },
+    );
+    await a.worker.start();
+    const { operation: op } = await a.ops.submitOperation({ tenantId: "t", type: "task", payload: { n: 1 } });
+    await waitFor("a to run the operation", () => runs.length === 1);
+    await db.pool.query(HUNG_HEARTBEAT);
+    // Another worker, with the reaper that takes expired leases back.
+    const b = setup(
+      { task: handler("b") },
+      {
+        id: "b",
+        concurrency: 1,
+        prefetch: 0,
+        leaseMs: 60_000,
+        shutdownTimeoutMs: 0,
+        relay: false,
+        reaper: { intervalMs: 50 },
+      },
+    );
+    await b.worker.start();
+    await waitFor("a second run of the operation", () => runs.length >= 2, 20_000);
+    const [first, second] = runs;
+    expect(first).toMatchObject({ worker: "a", attempt: 1, reason: "LeaseLost" });
+    expect(first!.stop).toBeLessThan(second!.start);
+    // Stopped by its own clock: within the lease, not long after it.
+    expect(first!.stop! - first!.start).toBeLessThan(leaseMs);
+    expect((await operation(op.id)).attempts).toBe(2);
   });
 });
 
