@@ -13,6 +13,7 @@ import type {
   WrittenEvent,
 } from "../store/statements/outbox";
 import type { Store } from "../store/store";
+import type { HeldDeliveries } from "./delivery-lease";
 import { toDeliveredEvent, type EventSubscriber } from "./events";
 import { GroupCommit } from "./group-commit";
 
@@ -177,17 +178,16 @@ export class OutboxDispatcher {
   }
 
   /**
-   * Delivers deliveries a relay claimed for one subscriber, in order. A failure is recorded before
-   * the next delivery; successes go to the group commit while the next ones are delivered.
-   * `onSettled` follows each outcome's record. Resolves once every outcome is recorded. Never throws.
+   * Delivers deliveries a relay claimed for one subscriber, in order, each only once `held`
+   * confirms the claim still holds (the rest stay claimed until their lease runs out, and a later
+   * pass takes them). A failure is recorded before the next delivery; successes go to the group
+   * commit while the next ones are delivered. Resolves once every outcome is recorded. Never throws.
    */
-  async deliverClaimed(
-    claimed: readonly ClaimedDelivery[],
-    onSettled?: (ref: DeliveryRef) => void,
-  ): Promise<DispatchReport> {
+  async deliverClaimed(claimed: readonly ClaimedDelivery[], held: HeldDeliveries): Promise<DispatchReport> {
     const report: DispatchReport = { delivered: [], failed: [] };
     const recording: Promise<void>[] = [];
     for (const delivery of claimed) {
+      if (!(await held.confirm())) break;
       const ref = {
         eventId: delivery.event.id,
         subscriber: delivery.subscriber,
@@ -195,9 +195,10 @@ export class OutboxDispatcher {
       };
       const failure = await this.attempt(delivery.event, delivery.subscriber, delivery.attempts, report);
       if (!failure) {
-        recording.push(this.marks.add([ref]).then(() => onSettled?.(ref)));
+        recording.push(held.settling(ref).then(() => this.marks.add([ref])));
         continue;
       }
+      await held.settling(ref);
       await this.store.markFailed(ref, failure.error, failure.retryDelayMs).catch((markError: unknown) =>
         this.logger.error("could not record a failed delivery; the relay will retry it", {
           eventId: ref.eventId,
@@ -205,7 +206,6 @@ export class OutboxDispatcher {
           error: errorMessage(markError),
         }),
       );
-      onSettled?.(ref);
     }
     await Promise.all(recording);
     return report;

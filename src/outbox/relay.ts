@@ -2,7 +2,9 @@
 // written by a process without this subscriber). One loop per subscriber of this process, so a
 // slow subscriber never holds up the others; each claims its due deliveries with FOR UPDATE SKIP
 // LOCKED, so any number of relays can run on any number of nodes, and extends its claims while it
-// works through them, so a live relay's deliveries are never taken by another. It polls, and wakes
+// works through them, so a live relay's deliveries are never taken by another — and it starts none
+// past its lease by its own clock, so a relay cut off from the database never delivers beside the
+// one that took its deliveries over (delivery-lease.ts). It polls, and wakes
 // at once on the NOTIFY of a statement that wrote deliveries for one of its subscribers (its own
 // `listen`, or its worker's).
 import type { ClientConfig } from "pg";
@@ -10,9 +12,9 @@ import { errorMessage } from "../errors";
 import { Listener } from "../execution/listener";
 import type { Logger } from "../logger";
 import { Loop } from "../loop";
-import type { DeliveryRef } from "../store/statements/outbox";
 import { OUTBOX_CHANNEL } from "../store/statements/shared";
 import type { Store } from "../store/store";
+import { DeliveryLease } from "./delivery-lease";
 import type { OutboxDispatcher } from "./dispatcher";
 
 export interface RelayOptions {
@@ -23,7 +25,9 @@ export interface RelayOptions {
   /**
    * How long a claim stays with this relay without being extended; it is extended every third of
    * that while the relay works, so this is how soon another relay takes over from one that died.
-   * Default 60 s.
+   * A delivery starts only with at least half of it left by the relay's own clock (extending first
+   * if need be), so a delivery that takes longer than half the lease may be made twice if the
+   * extensions cannot land meanwhile. Default 60 s.
    */
   leaseMs: number;
   /**
@@ -93,27 +97,27 @@ export class OutboxRelay {
 
   private async passFor(subscriber: string): Promise<RelayPass> {
     await this.dispatcher.ready();
+    const sentAt = performance.now();
     const claimed = await this.store.claimDeliveries(
       subscriber,
       this.options.batchSize,
       this.options.leaseMs,
     );
     if (claimed.length === 0) return { claimed: 0, delivered: 0, failed: 0 };
-    const unsettled = new Map<string, DeliveryRef>(
-      claimed.map((d) => [d.event.id, { eventId: d.event.id, subscriber, claimedAttempts: d.attempts }]),
+    const lease = new DeliveryLease(
+      this.store,
+      claimed.map((d) => ({ eventId: d.event.id, subscriber, claimedAttempts: d.attempts })),
+      this.options.leaseMs,
+      sentAt,
+      this.logger,
     );
+    // Kept alive while a delivery takes long; a delivery only starts with half a lease left (confirm).
     const extender = setInterval(
-      () => {
-        void this.store
-          .extendDeliveries([...unsettled.values()], this.options.leaseMs)
-          .catch((error: unknown) =>
-            this.logger.warn("could not extend delivery claims", { subscriber, error: errorMessage(error) }),
-          );
-      },
+      () => void lease.extend(),
       Math.max(20, Math.floor(this.options.leaseMs / 3)),
     );
     try {
-      const report = await this.dispatcher.deliverClaimed(claimed, (ref) => unsettled.delete(ref.eventId));
+      const report = await this.dispatcher.deliverClaimed(claimed, lease);
       return { claimed: claimed.length, delivered: report.delivered.length, failed: report.failed.length };
     } finally {
       clearInterval(extender);
