@@ -427,6 +427,7 @@ export class OperationsService<
     const relay = options.relay === false ? undefined : this.createRelay(options.relay);
     const reaper =
       options.reaper === false ? undefined : this.createReaper(options.reaper, () => relay?.wake());
+    const listen = options.listen === undefined ? this.connection.listenConfig() : options.listen;
     return new Worker(
       {
         store: this.store,
@@ -438,7 +439,7 @@ export class OperationsService<
         companions: [relay, reaper].filter((companion) => companion !== undefined),
         deliveriesDue: relay && ((subscriber) => relay.wake(subscriber)),
       },
-      options,
+      { ...options, listen },
     );
   }
 

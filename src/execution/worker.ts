@@ -31,11 +31,12 @@ export interface WorkerOptions {
   /**
    * Rows claimed ahead of free slots, to start the next handler without a round trip and to claim
    * many rows per query. They are handed back (attempt refunded) at shutdown, and when cancelled
-   * before their turn. Default "auto": what this worker starts in about 200 ms at its current
-   * pace, at most 500 — hundreds for fast handlers, none for slow ones (no rows wait here while
-   * other workers are idle). A number: always that many. With fair claiming, a notification of new
-   * work may add up to `concurrency` more, no more than are already waiting here (so that another
-   * tenant's new rows run in turn with them).
+   * before their turn. Default "auto" when the worker listens: what this worker starts in about
+   * 200 ms at its current pace, at most 500 — hundreds for fast handlers, none for slow ones (no
+   * rows wait here while other workers are idle). A number: always that many. With fair claiming,
+   * a notification of new work may add up to `concurrency` more, no more than are already waiting
+   * here (so that another tenant's new rows run in turn with them). Default 0 with `listen: false`:
+   * rows claimed ahead would learn of a cancel only at the next heartbeat, and start meanwhile.
    */
   prefetch?: number | "auto";
   /**
@@ -54,8 +55,12 @@ export interface WorkerOptions {
   /** Poll interval when idle and no notification arrives. Default 1,000 ms. */
   pollIntervalMs?: number;
   /**
-   * A connection for LISTEN (wake-ups on submit, cancel requests). Without it the worker only
-   * polls: wake-up latency is then up to `pollIntervalMs`, cancel latency up to a heartbeat.
+   * A connection for LISTEN: wake-ups on submit, and cancel requests, which reach a running
+   * handler's signal and the rows claimed ahead within one notification's round trip. Default:
+   * the settings of the service's `pool` (or of the PrismaPg adapter's), one extra connection per
+   * worker. `false` where LISTEN cannot work (PgBouncer in transaction mode): the worker then only
+   * polls — wake-up latency up to `pollIntervalMs`, a cancel reaching a running handler at its
+   * next heartbeat — and claims nothing ahead unless `prefetch` says otherwise.
    */
   listen?: ClientConfig | false;
   /** At stop, how long in-flight handlers may take before their signals abort. Default 30 s. */
@@ -157,7 +162,7 @@ export class Worker {
         workerId: this.id,
         types,
         concurrency,
-        prefetch: options.prefetch ?? "auto",
+        prefetch: options.prefetch ?? (options.listen ? "auto" : 0),
         batchSize: options.batchSize ?? 100,
         leaseMs: this.leaseMs,
         pollIntervalMs: options.pollIntervalMs ?? 1_000,

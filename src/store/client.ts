@@ -103,3 +103,13 @@ export function adapterPool(client: unknown): unknown {
       ?.externalPool ?? undefined
   );
 }
+
+/**
+ * The `pg` settings a Prisma client's PrismaPg adapter connects with (its pool's options, or the
+ * config it was given), when they can be read from the client's internals; undefined otherwise.
+ */
+export function adapterConfig(client: unknown): object | undefined {
+  const config = (client as { _engineConfig?: { adapter?: { config?: unknown } } })?._engineConfig?.adapter
+    ?.config;
+  return typeof config === "object" && config !== null ? config : undefined;
+}

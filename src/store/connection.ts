@@ -2,8 +2,9 @@
 // Prisma client when it gives no pool (a transaction's go through that transaction's client:
 // `store.on(tx)`). The options that choose this are checked here, and so is that the pool and the
 // client reach the same tables.
+import type { ClientConfig } from "pg";
 import { OperationsError } from "../errors";
-import { adapterPool, adapterSchema, type PrismaClientLike } from "./client";
+import { adapterConfig, adapterPool, adapterSchema, type PrismaClientLike } from "./client";
 import { poolDb, type PgPool } from "./pool";
 import { Store } from "./store";
 import { tablesIn } from "./tables";
@@ -43,6 +44,17 @@ export class Connection {
   }
 
   /**
+   * Settings for a LISTEN connection to the database the module's statements reach: those of
+   * `pool`, or of the client's PrismaPg adapter, without the pool's own. Undefined when neither can
+   * be read (then workers poll, and learn of cancels at their heartbeats).
+   */
+  listenConfig(): ClientConfig | undefined {
+    const source =
+      (this.options.pool as { options?: object } | undefined)?.options ?? adapterConfig(this.options.prisma);
+    return source && connectionSettings(source);
+  }
+
+  /**
    * Throws when the module's tables cannot be reached (as the database does), or when the pool
    * reaches other tables than the client: then a submit in `{ tx }` and one without, or a worker
    * and the app, would not meet. A pool that is the one the client's PrismaPg adapter is built on
@@ -67,4 +79,31 @@ export class Connection {
     }
     await this.store.probe();
   }
+}
+
+/** What a pool's options hold for the pool itself, not for each connection. */
+const POOL_ONLY = new Set([
+  "max",
+  "min",
+  "poolSize",
+  "maxUses",
+  "allowExitOnIdle",
+  "maxLifetimeSeconds",
+  "idleTimeoutMillis",
+  "log",
+  "Client",
+  "Promise",
+  "onConnect",
+]);
+
+/**
+ * A pool's options as one client's config. The password is copied by name: pg-pool keeps it out
+ * of sight (not enumerable) so that a logged pool does not show it; `ssl` is passed as the same
+ * object for the same reason (its `key`).
+ */
+function connectionSettings(options: object): ClientConfig {
+  const settings: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) if (!POOL_ONLY.has(key)) settings[key] = value;
+  if ("password" in options) settings.password = (options as { password?: unknown }).password;
+  return settings as ClientConfig;
 }

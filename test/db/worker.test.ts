@@ -1,5 +1,6 @@
 // The worker runtime in one process: outcomes, retries, snoozes, timeouts, heartbeats, wake-ups,
 // shutdown, cancel and retry, failure policies, the reaper and the queue metrics.
+import { Client } from "pg";
 import { z } from "zod";
 import {
   ConflictError,
@@ -12,6 +13,7 @@ import {
   type Handlers,
 } from "../../src";
 import type { Worker } from "../../src/execution/worker";
+import { CANCEL_CHANNEL } from "../../src/store/statements/shared";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { truncateAll, waitFor } from "../support/fixtures";
 
@@ -448,6 +450,63 @@ describe("cancel", () => {
     expect(delivered.map((e) => e.topic)).toContain("operation.cancelled");
     await expect(ops.cancelOperation("t", op.id)).rejects.toBeInstanceOf(ConflictError);
     await expect(ops.cancelOperation("other-tenant", op.id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
+  // Issue 28, finding 6: LISTEN was off unless configured, so rows claimed ahead learnt of a
+  // cancel only at the next heartbeat (a third of the lease), and started meanwhile.
+  it("by default a worker listens: rows it claimed ahead never start once the cancel's notification is here", async () => {
+    const starts: number[] = [];
+    const { ops, worker } = setup(
+      {
+        task: async () => {
+          starts.push(performance.now());
+          await new Promise((resolve) => setTimeout(resolve, 30));
+        },
+      },
+      // No `listen` given. Rows claimed ahead: 20 of them wait here behind the one slot.
+      { concurrency: 1, prefetch: 20, pollIntervalMs: 1_000, leaseMs: 30_000 },
+    );
+    await worker.start();
+    expect(worker.listenerConnections).toBe(1);
+    const { batch } = await ops.submitBatch({ tenantId: "t", type: "task", items: items(50) });
+    await waitFor("rows claimed ahead", () => starts.length >= 2 && worker.inFlight > 10);
+    // This test's own LISTEN connection hears the cancel's notifications when the worker's does.
+    const listener = new Client({ connectionString: db.url });
+    await listener.connect();
+    let heardAt = Infinity;
+    listener.on("notification", () => (heardAt = Math.min(heardAt, performance.now())));
+    await listener.query(`LISTEN ${CANCEL_CHANNEL}`);
+    try {
+      await ops.cancelBatch("t", batch.id);
+      await waitFor("the notifications", () => heardAt < Infinity);
+      await waitFor("the worker to hand back what it held", () => worker.inFlight === 0);
+    } finally {
+      await listener.end();
+    }
+    expect(starts.filter((at) => at > heardAt + 100)).toEqual([]);
+    expect(await ops.getBatch("t", batch.id)).toMatchObject({ status: "cancelled" });
+  });
+
+  it("with `listen: false` it claims nothing ahead unless told to: a cancel cannot reach rows waiting here", async () => {
+    const { ops, worker } = setup(
+      { task: () => new Promise((resolve) => setTimeout(resolve, 5)) },
+      {
+        concurrency: 2,
+        listen: false,
+      },
+    );
+    await worker.start();
+    expect(worker.listenerConnections).toBe(0);
+    let mostHeld = 0;
+    const sampler = setInterval(() => (mostHeld = Math.max(mostHeld, worker.inFlight)), 1);
+    try {
+      const { batch } = await ops.submitBatch({ tenantId: "t", type: "task", items: items(200) });
+      await waitFor("the batch", async () => (await ops.getBatch("t", batch.id)).status === "completed");
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(mostHeld).toBeGreaterThan(0);
+    expect(mostHeld).toBeLessThanOrEqual(2);
   });
 
   it("aborts a running handler through its signal, and the row ends cancelled", async () => {
