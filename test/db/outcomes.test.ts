@@ -4,8 +4,17 @@
 // outcomes share; and should a value still be refused, the group commit records the others and
 // that one as failed, instead of retrying the whole group until the lease runs out.
 import { setImmediate as nextMacrotask } from "node:timers/promises";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { Pool } from "pg";
 import { z } from "zod";
-import { createOperations, defineOperationType, silentLogger, type Handlers } from "../../src";
+import {
+  createOperations,
+  defineOperationType,
+  OperationsError,
+  silentLogger,
+  type Handlers,
+} from "../../src";
+import { PrismaClient } from "../../src/generated/prisma/client";
 import { Completer, type Recorded } from "../../src/execution/completer";
 import type { Worker } from "../../src/execution/worker";
 import type { HandlerOutcome } from "../../src/domain/retry";
@@ -253,6 +262,41 @@ describe("the sync backend", () => {
       attempts: 2,
       error: { name: "SyntaxError", message: `Unexpected token '\uFFFD', "\uFFFD" is not valid JSON` },
     });
+  });
+  it("surfaces a typed error, not the driver's, when an outcome cannot be recorded for another reason", async () => {
+    // Statements of this pool give up on a lock after 200 ms (55P03: neither a refused value nor
+    // an unreachable database).
+    const pool = new Pool({ connectionString: db.url, max: 2, options: "-c lock_timeout=200" });
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    const locker = await db.pool.connect();
+    try {
+      const ops = createOperations({
+        prisma,
+        pool,
+        types,
+        logger: silentLogger,
+        backend: {
+          sync: {
+            twice: async (_payload, context) => {
+              await locker.query("BEGIN");
+              await locker.query(`SELECT 1 FROM operations WHERE id = $1 FOR UPDATE`, [context.operationId]);
+              return { ok: true };
+            },
+          },
+        },
+      });
+      const submitting = ops.submitOperation({ tenantId: "t", type: "twice", payload: { n: 1, mode: "ok" } });
+      await expect(submitting).rejects.toBeInstanceOf(OperationsError);
+      await expect(submitting).rejects.toMatchObject({
+        code: "database_error",
+        message: expect.stringMatching(/^recording an outcome of the sync backend: .*lock/),
+      });
+    } finally {
+      await locker.query("ROLLBACK");
+      locker.release();
+      await prisma.$disconnect();
+      await pool.end();
+    }
   });
 });
 
