@@ -201,7 +201,7 @@ export class BatchBuildError extends OperationsError {
 }
 
 /** The last non-empty line of an error's message (Prisma puts the database's words there). */
-function lastLine(error: unknown): string {
+export function lastLine(error: unknown): string {
   return (
     errorMessage(error)
       .split("\n")

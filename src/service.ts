@@ -121,6 +121,7 @@ export class OperationsService<
             policy.inlineLeaseMs,
             () => this.dispatcher.inline,
             (events) => this.afterCommit(events),
+            this.logger,
           );
   }
 

@@ -119,12 +119,11 @@ export class CsrfGuard {
       throw new Refusal(403, "csrf", "state-changing requests must be JSON");
     }
     const cookie = this.cookieOf(request);
-    const sent = request.header(CSRF_HEADER) ?? "";
-    const expected = cookie ? this.tokenFor(cookie) : "";
-    const ok =
-      cookie !== undefined &&
-      sent.length === expected.length &&
-      timingSafeEqual(Buffer.from(sent), Buffer.from(expected));
+    // Compared as bytes: a header with non-ASCII characters can match the token's length in
+    // characters and not in bytes, and timingSafeEqual throws on buffers of unequal length.
+    const sent = Buffer.from(request.header(CSRF_HEADER) ?? "");
+    const expected = Buffer.from(cookie ? this.tokenFor(cookie) : "");
+    const ok = cookie !== undefined && sent.length === expected.length && timingSafeEqual(sent, expected);
     if (!ok) throw new Refusal(403, "csrf", "missing or wrong CSRF token: reload the dashboard");
   }
 }

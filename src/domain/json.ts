@@ -1,6 +1,7 @@
 // What PostgreSQL's jsonb accepts, checked before anything is written: a payload jsonb would
 // refuse (a lone UTF-16 surrogate, a NUL character, NaN) fails here with a path, not as a
-// database error halfway through a transaction.
+// database error halfway through a transaction. Text that must be stored whatever it holds (an
+// error's name and message) is made storable instead (`storableText`).
 
 export type JsonPath = (string | number)[];
 
@@ -87,4 +88,27 @@ export function inspectJson(value: unknown, limits: JsonLimits): JsonInspection 
     };
   }
   return { ok: true, bytes, json };
+}
+
+/** Longest text kept by `storableText` unless told otherwise, in UTF-16 code units. */
+export const MAX_STORED_TEXT = 8_192;
+
+const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
+
+/**
+ * Text as PostgreSQL stores it, in a text column or a jsonb string: a NUL (neither takes it) and a
+ * lone UTF-16 surrogate (jsonb refuses it) become U+FFFD, and text past `maxLength` is cut, saying
+ * how much was left out. One refused value fails the whole statement that records a group of
+ * outcomes, so text from user code goes through here before it can share one.
+ */
+export function storableText(text: string, maxLength = MAX_STORED_TEXT): string {
+  let kept = text;
+  let cut = "";
+  if (text.length > maxLength) {
+    // Not between the two halves of a pair: that would leave a lone surrogate to replace.
+    const end = isHighSurrogate(text.charCodeAt(maxLength - 1)) ? maxLength - 1 : maxLength;
+    kept = text.slice(0, end);
+    cut = `… (${text.length - end} more characters)`;
+  }
+  return kept.toWellFormed().replaceAll("\u0000", "\uFFFD") + cut;
 }

@@ -4,11 +4,14 @@
 //            at commit, so there is nothing to do here.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import type { Logger } from "../logger";
 import { TOPICS } from "../outbox/events";
+import { typedDatabaseError } from "../store/database-errors";
 import type { WrittenEvent } from "../store/statements/outbox";
 import type { Inline } from "../store/statements/outbox";
 import type { Store } from "../store/store";
-import { executeHandler, toFinish, type ExecutionConfig } from "./executor";
+import { recordIsolating } from "./completer";
+import { executeHandler, type ExecutionConfig } from "./executor";
 import { LazyAbortController } from "./lazy-abort";
 
 /**
@@ -33,6 +36,7 @@ export function syncRunner(
   leaseMs: number,
   inline: () => Inline,
   afterCommit: (events: WrittenEvent[]) => Promise<unknown>,
+  logger: Logger,
 ): (events: readonly WrittenEvent[]) => Promise<void> {
   const workerId = `sync:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   return async (events) => {
@@ -48,11 +52,19 @@ export function syncRunner(
         for (const row of claimed) {
           const outcome = await executeHandler(config, row, new LazyAbortController());
           if (outcome.kind === "snoozed") ids = ids.filter((id) => id !== row.id);
-          const transition = await store.finishOperations(
-            [{ id: row.id, lockToken: row.lockToken, finish: toFinish(outcome) }],
-            inline(),
-          );
-          if (transition.events.length) await afterCommit(transition.events);
+          const written: WrittenEvent[] = [];
+          try {
+            // An outcome the database refuses is recorded failed with why, as a worker's is.
+            await recordIsolating(
+              [{ row, outcome }],
+              (outcomes) => store.finishOperations(outcomes, inline()),
+              (_, transition) => written.push(...transition.events),
+              logger,
+            );
+          } catch (error) {
+            throw typedDatabaseError(error, "recording an outcome of the sync backend");
+          }
+          if (written.length) await afterCommit(written);
         }
       }
     }

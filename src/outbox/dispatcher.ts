@@ -2,6 +2,7 @@
 // commit (inline: the events the commit held for them, each hold settled in one go) and for the
 // relay (the delivery rows it claimed, each outcome on its own row).
 import { backoffDelayMs, type BackoffPolicy } from "../domain/backoff";
+import { storableText } from "../domain/json";
 import { errorMessage, OperationsError } from "../errors";
 import type { Logger } from "../logger";
 import type {
@@ -71,15 +72,6 @@ export class DeliveryError extends Error {
     super(`${subscriber}: ${errorMessage(cause)}`, { cause });
     this.name = "DeliveryError";
   }
-}
-
-/**
- * An error message as a text column can hold it: PostgreSQL refuses the NUL character, and one
- * refused message would fail the whole statement that records a group of outcomes.
- */
-function storableText(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  return message.replace(/\u0000/g, "\uFFFD");
 }
 
 /** Subscriber names identify delivery rows across processes and restarts: no spaces or control characters. */

@@ -68,6 +68,17 @@ function isUnavailable(error: unknown): boolean {
   );
 }
 
+/**
+ * The database refused a statement for a value in it (SQLSTATE class 22, data exception: e.g. a
+ * string jsonb cannot hold, a time out of range; 54, a limit exceeded): the same statement would
+ * be refused again, so retrying it as it is cannot help. Not class 23: no value of an outcome
+ * breaks the module's constraints, so a violation is a race or a defect, not the data.
+ */
+export function isDataError(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && ["22", "54"].includes(state.slice(0, 2));
+}
+
 /** Whether an error came from the database or the client talking to it (not from the caller's code). */
 export function isDatabaseError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

@@ -23,6 +23,7 @@ export interface Tables {
   readonly heartbeat: Sql;
   readonly finish: Sql;
   readonly reap: Sql;
+  readonly failFastSiblings: Sql;
   readonly recordDeliveries: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
@@ -67,6 +68,7 @@ export function tablesIn(schema?: string): Tables {
     heartbeat: name("operations_heartbeat"),
     finish: name("operations_finish"),
     reap: name("operations_reap"),
+    failFastSiblings: name("operations_fail_fast_siblings"),
     recordDeliveries: name("operation_deliveries_record"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),

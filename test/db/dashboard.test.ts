@@ -552,6 +552,16 @@ describe("CSRF and read-only", () => {
     expect((await client.post(path)).status).toBe(200);
   });
 
+  it("refuses a token of the right length in characters but not in bytes (non-ASCII), as any wrong token", async () => {
+    const { batch, client } = await armed();
+    // Node reads header bytes as Latin-1: "é" is one character here and two bytes in UTF-8.
+    const forged = `é${client.token!.slice(1)}`;
+    expect(forged).toHaveLength(client.token!.length);
+    const answer = await client.post(`api/batches/${batch.id}/cancel`, {}, { "x-dashboard-csrf": forged });
+    expect([answer.status, answer.json().error]).toEqual([403, "csrf"]);
+    expect(await statusOf("operation_batches", batch.id)).toBe("pending");
+  });
+
   it("refuses actions to a read-only operator, and to everyone on a read-only dashboard", async () => {
     const ops = service();
     const batch = (await ops.submitBatch({ tenantId: "a", type: "work", items: items(2) })).batch;

@@ -295,6 +295,70 @@ describe("fail_fast group commits racing each other", () => {
   }, 120_000);
 });
 
+describe("fail_fast racing a retry of a sibling", () => {
+  // A group commit failing a row of a fail_fast batch cancels the batch's pending siblings. A
+  // sibling an operator retried (cancelled → pending) while that commit waited for a row lock
+  // committed first: the failure must see it pending and cancel it, as its counters see it.
+  it("a sibling retried while the failing commit waits is cancelled by it, with exact counters", async () => {
+    const ops = service();
+    const { batch, operationIds } = await ops.submitBatch({
+      tenantId: "t",
+      type: "task",
+      items: items(2),
+      failurePolicy: "fail_fast",
+    });
+    const [failing, sibling] = [...operationIds].sort() as [string, string];
+    await ops.cancelOperation("t", sibling);
+    const store = storeOf(poolDb(db.connection.pool, { prepare: true }));
+    const [claimed] = await store.claimById([failing], "w", 60_000);
+    // The failing row is held (as a heartbeat or a cancel holds it for a moment): the group commit
+    // has taken its snapshot and waits.
+    const locker = await db.pool.connect();
+    let failed: Promise<unknown>;
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM operations WHERE id = $1 FOR UPDATE`, [failing]);
+      failed = store.finishOperations(
+        [
+          {
+            id: claimed!.id,
+            lockToken: claimed!.lockToken,
+            finish: { to: "failed", error: { message: "boom" } },
+          },
+        ],
+        NO_INLINE,
+      );
+      await waitFor("the group commit to wait for the failing row", async () => {
+        const { rows } = await db.pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%operations_finish%'`,
+        );
+        return rows[0].n === 1;
+      });
+      expect(await ops.retryOperation("t", sibling)).toMatchObject({ status: "pending" });
+      await locker.query("COMMIT");
+    } finally {
+      locker.release();
+    }
+    await failed;
+    const { rows } = await db.pool.query(
+      `SELECT id, status::text FROM operations WHERE batch_id = $1 ORDER BY id`,
+      [batch.id],
+    );
+    expect(Object.fromEntries(rows.map((row) => [row.id, row.status]))).toEqual({
+      [failing]: "failed",
+      [sibling]: "cancelled",
+    });
+    expect(await corruptBatches()).toEqual([]);
+    expect(await ops.getBatch("t", batch.id)).toMatchObject({ status: "failed" });
+    const events = await db.pool.query(
+      `SELECT topic FROM operation_outbox WHERE aggregate_id = $1 AND topic = 'batch.failed'`,
+      [batch.id],
+    );
+    expect(events.rows).toHaveLength(1);
+  });
+});
+
 describe("a worker's claims", () => {
   it("a run whose lease was reaped cannot record its late outcome on the same worker's new claim", async () => {
     const ops = service();

@@ -1,4 +1,4 @@
-import { inspectJson } from "../../src/domain/json";
+import { inspectJson, storableText } from "../../src/domain/json";
 
 const limits = { maxBytes: 1000, maxDepth: 5 };
 
@@ -41,5 +41,19 @@ describe("inspectJson", () => {
 
   it("treats a well-formed surrogate pair as fine", () => {
     expect(inspectJson({ emoji: "😀" }, limits).ok).toBe(true);
+  });
+});
+
+describe("storableText", () => {
+  it("replaces NUL and lone surrogates with U+FFFD, and leaves pairs alone", () => {
+    expect(storableText("a\u0000b\ud800c\udc00 😀")).toBe("a\uFFFDb\uFFFDc\uFFFD 😀");
+    expect(inspectJson(storableText("\u0000\udfff\ud83d"), limits).ok).toBe(true);
+  });
+
+  it("cuts past the limit, saying how much was left out, and never between the halves of a pair", () => {
+    expect(storableText("abcdef", 4)).toBe("abcd… (2 more characters)");
+    expect(storableText("abcdef", 6)).toBe("abcdef");
+    // "😀" is two UTF-16 units: cut before it rather than keep half of it.
+    expect(storableText("abc😀def", 4)).toBe("abc… (5 more characters)");
   });
 });

@@ -25,7 +25,8 @@ import {
 /** A change of some operations' status: which rows, from which statuses, to what. */
 interface Move {
   /**
-   * The rows named by id: a relation aliased `u` with an `id` column (a retry: the rows it locked).
+   * The rows named by id: a relation aliased `u` with an `id` column (a retry: the rows it locked;
+   * fail_fast: the siblings, read once locked).
    * Each is looked up and locked by primary key (see `lockedById`); without it, the rows are
    * found by `where` over the table.
    */
@@ -41,7 +42,10 @@ interface Move {
   from: readonly OperationStatus[];
   /** Columns of the picked rows the assignments use, as `p.<name>` (start with a comma). */
   carry?: Sql;
-  /** Conditions re-checked on the row as it is updated (`o`, and `p`), beside its status. */
+  /**
+   * Conditions re-checked on the row as it is updated (`o`, and `p`), beside its status; with
+   * `byId`, the pick checked them on the row as it locked it, and they are not repeated.
+   */
   guard?: Sql;
   /** Assignments over `o` (the row as it is) and the carried columns of `p`. */
   set: Sql;
@@ -84,7 +88,10 @@ function move(t: Tables, m: Move): Sql {
       -- rows again (with the generic plan of a prepared statement: 500 outcomes × 2,000 held).
       ${m.byId ? sql`` : sql`AND o.status IN ${from}`}
       ${carriesOld ? sql`AND o.status::text = p.old_status` : sql``}
-      ${m.guard ? sql`AND (${m.guard})` : sql``}
+      -- Nor the guard: the pick checked it on the row as locked, and the lock holds. Here it would
+      -- be checked first on the row as this statement's snapshot shows it, and a row a concurrent
+      -- commit changed (a fail_fast sibling retried meanwhile) would fall out unseen.
+      ${m.guard && !m.byId ? sql`AND (${m.guard})` : sql``}
     RETURNING o.id, o.tenant_id, o.batch_id, o.type, o.status, o.attempts,
       (o.status = 'completed')::int - ${left("completed")} AS d_completed,
       (o.status = 'failed')::int - ${left("failed")} AS d_failed,
@@ -118,19 +125,18 @@ function cancelling(t: Tables, which: Sql, message: string): Move {
   };
 }
 
-/** fail_fast: a child that failed cancels its batch's pending siblings and asks its running ones to stop. */
+/**
+ * fail_fast: a child that failed cancels its batch's pending siblings and asks its running ones to
+ * stop. The siblings are read when the function that changed the rows has locked them (see
+ * operations_fail_fast_siblings in the migrations), not as this statement's snapshot shows them: a
+ * sibling retried while the statement waited for a lock is pending, and is cancelled.
+ */
 function failFastSiblings(t: Tables): Sql {
-  return move(
-    t,
-    cancelling(
-      t,
-      sql`c.batch_id IN (
-        SELECT ch.batch_id FROM changed ch JOIN ${t.batches} b ON b.id = ch.batch_id
-        WHERE ch.status = 'failed' AND b.failure_policy = 'fail_fast')
-      AND c.id NOT IN (SELECT id FROM changed)`,
-      "cancelled by fail_fast: a sibling failed",
-    ),
-  );
+  return move(t, {
+    ...cancelling(t, sql`c.id NOT IN (SELECT id FROM changed)`, "cancelled by fail_fast: a sibling failed"),
+    byId: sql`${t.failFastSiblings}(
+      ARRAY(SELECT ch.batch_id FROM changed ch WHERE ch.status = 'failed' AND ch.batch_id IS NOT NULL)) AS u(id)`,
+  });
 }
 
 /** The same columns as a move returns, and no rows: for statements where nothing can fail. */
@@ -188,29 +194,35 @@ function transition(
       -- The batch rows, locked in id order before any is updated: the UPDATE below takes them in
       -- the order of its plan (a scan of the table: the order rows were last written), and two
       -- group commits over the same batches then deadlocked on 1 statement in 4 (races.test.ts).
-      SELECT b.id FROM ${t.batches} b
+      -- The new counters are computed from the rows as locked here (the latest versions), not as
+      -- the UPDATE first finds them (this statement's snapshot): PostgreSQL checks a new row's
+      -- constraints before it finds that a concurrent commit changed the old one, so counters
+      -- from the snapshot's version could fail a CHECK that the latest version passes (a sibling
+      -- retried after the snapshot and cancelled by fail_fast: counted twice).
+      SELECT b.id, b.child_count, b.completed_count, b.failed_count, b.cancelled_count, b.status, b.episode
+      FROM ${t.batches} b
       WHERE b.id = ANY (ARRAY(SELECT batch_id FROM deltas))
       ORDER BY b.id
       FOR UPDATE OF b
     ), parent AS (
       UPDATE ${t.batches} b
-      SET completed_count = b.completed_count + d.dc,
-          failed_count = b.failed_count + d.df,
-          cancelled_count = b.cancelled_count + d.dx,
+      SET completed_count = l.completed_count + d.dc,
+          failed_count = l.failed_count + d.df,
+          cancelled_count = l.cancelled_count + d.dx,
           status = CASE
-            WHEN b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx = b.child_count THEN
-              (CASE WHEN b.failed_count + d.df > 0 THEN 'failed'
-                    WHEN b.cancelled_count + d.dx > 0 THEN 'cancelled'
+            WHEN l.completed_count + l.failed_count + l.cancelled_count + d.dc + d.df + d.dx = l.child_count THEN
+              (CASE WHEN l.failed_count + d.df > 0 THEN 'failed'
+                    WHEN l.cancelled_count + d.dx > 0 THEN 'cancelled'
                     ELSE 'completed' END)::${t.batchStatus}
-            WHEN b.status IN ${TERMINAL} THEN 'processing'::${t.batchStatus}
-            ELSE b.status END,
+            WHEN l.status IN ${TERMINAL} THEN 'processing'::${t.batchStatus}
+            ELSE l.status END,
           finished_at = CASE
-            WHEN b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx = b.child_count
+            WHEN l.completed_count + l.failed_count + l.cancelled_count + d.dc + d.df + d.dx = l.child_count
             THEN now() ELSE NULL END,
           episode = CASE
-            WHEN b.status IN ${TERMINAL}
-             AND b.completed_count + b.failed_count + b.cancelled_count + d.dc + d.df + d.dx < b.child_count
-            THEN b.episode + 1 ELSE b.episode END,
+            WHEN l.status IN ${TERMINAL}
+             AND l.completed_count + l.failed_count + l.cancelled_count + d.dc + d.df + d.dx < l.child_count
+            THEN l.episode + 1 ELSE l.episode END,
           updated_at = now()
       FROM deltas d JOIN batches_locked l ON l.id = d.batch_id
       WHERE b.id = d.batch_id
