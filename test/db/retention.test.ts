@@ -4,9 +4,11 @@
 // statements that skip rows another transaction holds.
 import { z } from "zod";
 import { createOperations, defineOperationType, NonRetryableError, silentLogger } from "../../src";
+import { lockFinished, requeueLocked } from "../../src/store/statements/transitions";
+import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { truncateAll } from "../support/fixtures";
-import { finish, storeOf } from "../support/store";
+import { deadlocks, endBackends, settledOrWaiting, truncateAll } from "../support/fixtures";
+import { finish, NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
 
@@ -367,5 +369,82 @@ describe("retention", () => {
       "retention.types.task.failedDays",
     );
     expect(() => syncService({ chunkSize: 0 })).toThrow("retention.chunkSize must be a whole number >= 1");
+  });
+});
+
+describe("retention racing operators", () => {
+  /** A service with retention on connections of its own, named `applicationName` (a test sees when it waits). */
+  const named = (applicationName: string) =>
+    createOperations({
+      ...db.newConnection({ applicationName }),
+      types,
+      logger: silentLogger,
+      subscribers: [audit],
+      retention: {},
+    });
+
+  it("redeliverDead racing the pruner: the delivery it revives stays, and its count is true", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    await backdate("batch", batch.id, 8);
+    const event = await eventId(batch.id, "batch.completed");
+    await failedDelivery(event, "31 days"); // dead for longer than deadEventDays: the batch may go
+    const pruner = named("pruner");
+    // A transaction holds the event as a delivery row written for it does (its foreign key's lock).
+    const holder = await db.pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM operation_outbox WHERE id = $1 FOR KEY SHARE`, [event]);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the event");
+      // The operator revives the dead delivery meanwhile, and is told so.
+      expect(await ops.redeliverDead({ subscriber: "audit" })).toBe(1);
+      await holder.query("ROLLBACK");
+      await pass;
+    } finally {
+      holder.release();
+    }
+    const { rows } = await db.pool.query(
+      `SELECT event_id::text AS event, dead_at FROM operation_deliveries WHERE subscriber = 'audit'`,
+    );
+    expect(rows).toEqual([{ event, dead_at: null }]);
+    // Owed again, it keeps its event and its batch.
+    expect((await pruner.prune()).pruned.batches).toBe(0);
+    expect(await ids("operation_batches")).toEqual([batch.id]);
+  });
+
+  it("a retry and the pruner on the same batch: neither is a deadlock victim", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(2, true) })).batch;
+    await backdate("batch", batch.id, 31); // failed 31 days ago: the pruner may take it
+    const tables = tablesIn();
+    const target = { batchId: batch.id, tenantId: "t" };
+    const before = await deadlocks(db.pool);
+    const pruning = db.newConnection({ applicationName: "pruner" });
+    const pruner = createOperations({ ...pruning, types, logger: silentLogger, retention: {} });
+    // A retry, as retryBatch runs it: its first statement locks the failed children …
+    const retry = await db.pool.connect();
+    try {
+      await retry.query("BEGIN");
+      const lock = lockFinished(tables, target);
+      const locked = (await retry.query(lock.text, lock.values)).rows as { id: string; status: string }[];
+      expect(locked).toHaveLength(2);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the children");
+      // … its second moves them and the batch.
+      const requeue = requeueLocked(tables, locked, NO_INLINE);
+      const results = await Promise.allSettled([pass, retry.query(requeue.text, requeue.values)]);
+      const failures = results.flatMap((result) =>
+        result.status === "rejected" ? [String((result.reason as Error).message)] : [],
+      );
+      await retry.query(failures.length === 0 ? "COMMIT" : "ROLLBACK");
+      expect(failures).toEqual([]);
+    } finally {
+      retry.release();
+    }
+    expect((await ops.getBatch("t", batch.id)).status).toBe("processing");
+    // The service runs a deadlock victim's statement again, so only PostgreSQL's count tells.
+    await endBackends(db.pool, pruning.pool, "pruner");
+    expect((await deadlocks(db.pool)) - before).toBe(0);
   });
 });
