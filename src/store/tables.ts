@@ -24,6 +24,7 @@ export interface Tables {
   readonly finish: Sql;
   readonly reap: Sql;
   readonly recordDeliveries: Sql;
+  readonly removeSubscriber: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
   readonly batchStatus: Sql;
@@ -68,6 +69,7 @@ export function tablesIn(schema?: string): Tables {
     finish: name("operations_finish"),
     reap: name("operations_reap"),
     recordDeliveries: name("operation_deliveries_record"),
+    removeSubscriber: name("operation_subscribers_remove"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),
     failurePolicy: name("failure_policy"),

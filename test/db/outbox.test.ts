@@ -396,9 +396,9 @@ describe("removeSubscriber racing writes", () => {
         { tenantId: "t", type: "documents.ingest", items: documents(2) },
         { tx },
       );
-      const [{ n }] = await (tx as unknown as typeof db.prisma).$queryRaw<{ n: number }[]>`
+      const rows = await (tx as unknown as typeof db.prisma).$queryRaw<{ n: number }[]>`
         SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'remote'`;
-      written(n);
+      written(rows[0]!.n);
       await gate;
       return batch;
     });

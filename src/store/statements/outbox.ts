@@ -53,16 +53,21 @@ export interface NewOutboxEvent {
 export const WANTS_TOPIC = sql`(s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))`;
 
 /**
- * CTEs `events`, `owed`, `deliveries` and `holds`: inserts the events `source` selects (columns
- * tenant_id, topic, aggregate_id, payload); for each registered subscriber whose topics include an
- * event's, a delivery row due at once — or, for the writing process's own (inline) subscribers,
- * one hold per subscriber naming all of the statement's events it wants, kept from the relays for
- * `inline.leaseMs`. And `relays_woken`, a notification on OUTBOX_CHANNEL per subscriber that got a
- * delivery row, run by WRITTEN_EVENTS. Every statement that writes events writes them through
- * this, so no event can be written without what it owes each subscriber.
+ * CTEs `events`, `subscribed`, `owed`, `deliveries` and `holds`: inserts the events `source`
+ * selects (columns tenant_id, topic, aggregate_id, payload); for each registered subscriber whose
+ * topics include an event's, a delivery row due at once — or, for the writing process's own
+ * (inline) subscribers, one hold per subscriber naming all of the statement's events it wants,
+ * kept from the relays for `inline.leaseMs`. And `relays_woken`, a notification on OUTBOX_CHANNEL
+ * per subscriber that got a delivery row, run by WRITTEN_EVENTS. Every statement that writes
+ * events writes them through this, so no event can be written without what it owes each subscriber.
  *
  * A hold is one row where delivery rows would be one per event, each written twice (created, then
  * marked delivered): the cost of an event to a subscriber that takes it at once is one array entry.
+ *
+ * The subscribers owed something are held FOR KEY SHARE until the statement's transaction ends,
+ * each once (not once per event): a removal (operation_subscribers_remove in the migrations) waits
+ * for them, and one under way makes this wait, then skip the subscriber it deleted — so no row
+ * is written for a subscriber no longer registered. Key share conflicts only with the removal.
  */
 export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
   const local = [...inline.subscribers];
@@ -71,10 +76,14 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
       INSERT INTO ${t.outbox} (tenant_id, topic, aggregate_id, payload)
       ${source}
       RETURNING id, tenant_id, topic, aggregate_id, payload, created_at
+    ), subscribed AS MATERIALIZED (
+      SELECT s.name, s.topics FROM ${t.subscribers} s
+      WHERE EXISTS (SELECT 1 FROM events e WHERE ${WANTS_TOPIC})
+      FOR KEY SHARE OF s
     ), owed AS (
       SELECT e.id AS event_id, s.name AS subscriber, s.name = ANY(${local}::text[]) AS inline
       FROM events e
-      JOIN ${t.subscribers} s ON ${WANTS_TOPIC}
+      JOIN subscribed s ON ${WANTS_TOPIC}
     ), deliveries AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
       SELECT event_id, subscriber, ${dueAt()} FROM owed WHERE NOT inline
@@ -182,14 +191,14 @@ export function registrationCommitted(t: Tables, names: readonly string[]): Sql 
     WHERE name = ANY(${names}::text[]) AND registered_at = ${REGISTERING}`;
 }
 
-/** Forgets a subscriber and every delivery still owed to it (rows and holds). */
+/**
+ * Forgets a subscriber and every delivery still owed to it (rows and holds), in a function of the
+ * migrations (operation_subscribers_remove) whose steps are statements of their own: the row
+ * first, which waits for every write that owes the subscriber something (see recordEvents), then
+ * what those writes left, seen by a later snapshot.
+ */
 export function removeSubscriber(t: Tables, name: string): Sql {
-  return sql`
-    WITH gone AS (DELETE FROM ${t.deliveries} WHERE subscriber = ${name} RETURNING 1),
-         unheld AS (DELETE FROM ${t.holds} WHERE subscriber = ${name} RETURNING cardinality(event_ids) AS n),
-         removed AS (DELETE FROM ${t.subscribers} WHERE name = ${name} RETURNING 1)
-    SELECT (SELECT count(*) FROM removed)::int AS "removed",
-           ((SELECT count(*) FROM gone) + (SELECT COALESCE(sum(n), 0) FROM unheld))::int AS "deliveries"`;
+  return sql`SELECT r.removed AS "removed", r.deliveries AS "deliveries" FROM ${t.removeSubscriber}(${name}::text) r`;
 }
 
 /**
@@ -201,12 +210,16 @@ export function removeSubscriber(t: Tables, name: string): Sql {
  */
 export function replayEvents(t: Tables, subscriber: string, since: Date | undefined): Sql {
   return sql`
-    WITH added AS (
+    WITH registered AS MATERIALIZED (
+      -- Held as recordEvents holds it: a removal waits for this, or this skips what it removed.
+      SELECT s.name, s.topics, s.registered_at FROM ${t.subscribers} s WHERE s.name = ${subscriber}
+      FOR KEY SHARE OF s
+    ), added AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber)
-      SELECT e.id, s.name FROM ${t.subscribers} s
+      SELECT e.id, s.name FROM registered s
       JOIN ${t.outbox} e ON e.created_at <= s.registered_at
         AND ${WANTS_TOPIC}
-      WHERE s.name = ${subscriber} AND e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
+      WHERE e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
       ON CONFLICT DO NOTHING
       RETURNING 1)
     SELECT count(*)::int AS "added" FROM added`;
