@@ -160,7 +160,8 @@ describe("the outbox relay", () => {
     // An operator redelivers it, and a relay claims it again.
     expect(await ops.redeliverDead({ subscriber: "flaky" })).toBe(1);
     const [fresh] = await store.claimDeliveries("flaky", 10, 60_000);
-    expect(fresh).toBeDefined();
+    // A fresh budget (its first attempt again), under a claim number no earlier claim had.
+    expect(fresh).toMatchObject({ attempt: 1, attempts: 3 });
     // The stalled relay comes back: its claim is long gone, so nothing it sends is recorded.
     expect(await store.extendDeliveries([ref(stalled!)], 60_000)).toBe(0);
     expect(await store.markFailed(ref(stalled!), "timed out long ago", null)).toBe(0);

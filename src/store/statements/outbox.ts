@@ -21,11 +21,14 @@ export interface WrittenEvent extends OutboxEvent {
   heldFor: { subscriber: string; hold: string }[];
 }
 
-/** A delivery the relay claimed: the event, whom it is for, and the attempt number it was claimed with. */
+/** A delivery the relay claimed: the event, whom it is for, and the attempt numbers it was claimed with. */
 export interface ClaimedDelivery {
   event: OutboxEvent;
   subscriber: string;
+  /** The row's attempts counted with this claim: it names the claim (see DeliveryRef). */
   attempts: number;
+  /** This attempt within the delivery's budget: 1 for the first since it was written or last redelivered. */
+  attempt: number;
 }
 
 /**
@@ -242,7 +245,7 @@ export function claimDeliveries(t: Tables, subscriber: string, limit: number, le
   return sql`
     SELECT c.claimed_event_id::text AS "id", c.claimed_tenant_id AS "tenantId", c.claimed_topic AS "topic",
            c.claimed_aggregate_id::text AS "aggregateId", c.claimed_payload AS "payload",
-           c.claimed_created_at AS "createdAt", c.claimed_attempts AS "attempts"
+           c.claimed_created_at AS "createdAt", c.claimed_attempts AS "attempts", c.claimed_attempt AS "attempt"
     FROM ${t.claimDeliveries}(${subscriber}::text, ${limit}::int, ${HOLDS_PER_CLAIM}::int, ${leaseMs / 1000}::float8) c
     ORDER BY c.claimed_event_id`;
 }
@@ -319,11 +322,15 @@ export interface DeadFilter {
   tenantId?: string;
 }
 
-/** Dead deliveries due again, with a fresh budget of attempts. */
+/**
+ * Dead deliveries due again, with a fresh budget of attempts. `attempts` keeps counting — it names
+ * each claim, and a relay stalled since an earlier one must not find its number again — and the
+ * budget counts from `spent_attempts`, moved up to it.
+ */
 export function redeliverDead(t: Tables, filter: DeadFilter): Sql {
   return sql`
     WITH revived AS (
-      UPDATE ${t.deliveries} d SET dead_at = NULL, attempts = 0, available_at = ${dueAt()}
+      UPDATE ${t.deliveries} d SET dead_at = NULL, spent_attempts = d.attempts, available_at = ${dueAt()}
       FROM ${t.outbox} e
       WHERE e.id = d.event_id AND d.dead_at IS NOT NULL
         AND (${filter.subscriber ?? null}::text IS NULL OR d.subscriber = ${filter.subscriber ?? null})
