@@ -3,11 +3,17 @@
 // never an event still owed to a subscriber or dead for less than the policy's time — in bounded
 // statements that skip rows another transaction holds.
 import { z } from "zod";
-import { createOperations, defineOperationType, NonRetryableError, silentLogger } from "../../src";
+import {
+  createOperations,
+  defineOperationType,
+  NonRetryableError,
+  NotFoundError,
+  silentLogger,
+} from "../../src";
 import { lockFinished, requeueLocked } from "../../src/store/statements/transitions";
 import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { deadlocks, endBackends, settledOrWaiting, truncateAll } from "../support/fixtures";
+import { deadlocks, endBackends, orphans, settledOrWaiting, truncateAll } from "../support/fixtures";
 import { finish, NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
@@ -447,4 +453,91 @@ describe("retention racing operators", () => {
     await endBackends(db.pool, pruning.pool, "pruner");
     expect((await deadlocks(db.pool)) - before).toBe(0);
   });
+
+  it("pruning against retries, redeliveries and removals, round after round: no deadlock victim, every answer true", async () => {
+    const rounds = 25;
+    const before = await deadlocks(db.pool);
+    // Each actor on connections of its own: the service runs a deadlock victim's statement again,
+    // so only PostgreSQL's count tells, once their backends have ended.
+    const actors = ["pruner-a", "pruner-b", "operator"].map((name) => {
+      const connection = db.newConnection({ applicationName: name, max: 4 });
+      const service = createOperations({ ...connection, types, logger: silentLogger, retention: {} });
+      return { name, connection, service };
+    });
+    const [prunerA, prunerB, operator] = actors.map((actor) => actor.service) as [
+      ReturnType<typeof queueService>,
+      ReturnType<typeof queueService>,
+      ReturnType<typeof queueService>,
+    ];
+    const writer = createOperations({ ...db.connection, types, logger: silentLogger });
+    const wrong: string[] = [];
+    for (let round = 0; round < rounds; round++) {
+      await truncateAll(db.pool);
+      const gone = `gone-${round}`;
+      await db.pool.query(
+        `INSERT INTO operation_subscribers (name, topics) VALUES ('audit', '{}'), ($1, '{}')`,
+        [gone],
+      );
+      // Four failed batches, long expired, whose events are owed to `gone` and dead long ago for audit.
+      const batches: string[] = [];
+      for (let b = 0; b < 4; b++) {
+        batches.push((await writer.submitBatch({ tenantId: "t", type: "task", items: items(3) })).batch.id);
+      }
+      await db.pool.query(
+        `UPDATE operations SET status = 'failed', finished_at = now(), error = '{"message":"down"}'`,
+      );
+      await db.pool.query(
+        `UPDATE operation_batches SET failed_count = child_count, status = 'failed', finished_at = now()`,
+      );
+      for (const id of batches) await backdate("batch", id, 31);
+      await db.pool.query(
+        `UPDATE operation_deliveries SET attempts = 1, dead_at = now() - interval '31 days' WHERE subscriber = 'audit'`,
+      );
+      const [child] = await childrenOf(batches[2]!);
+
+      const calls = {
+        pruneA: prunerA.prune(),
+        retry0: operator.retryBatch("t", batches[0]!),
+        pruneB: prunerB.prune(),
+        retry1: operator.retryBatch("t", batches[1]!),
+        retryChild: operator.retryOperation("t", child!),
+        redelivered: operator.redeliverDead({ subscriber: "audit" }),
+        removed: operator.removeSubscriber(gone),
+      };
+      const settled = await Promise.allSettled(Object.values(calls));
+      const results = Object.fromEntries(Object.keys(calls).map((key, i) => [key, settled[i]!]));
+      for (const [call, result] of Object.entries(results)) {
+        if (result.status === "fulfilled") continue;
+        // A retry may find its batch gone, taken by a pruner first: a true answer.
+        if (call.startsWith("retry") && result.reason instanceof NotFoundError) continue;
+        wrong.push(`round ${round} ${call}: ${String(result.reason)}`);
+      }
+      // Every answer is true: a retried batch is in flight, every revived delivery is there, and
+      // nothing is owed to the subscriber removed.
+      for (const [call, id] of [
+        ["retry0", batches[0]!],
+        ["retry1", batches[1]!],
+      ] as const) {
+        if (results[call]!.status === "fulfilled" && !(await ids("operation_batches")).includes(id)) {
+          wrong.push(`round ${round} ${call}: retried, then deleted`);
+        }
+      }
+      const redelivered = results.redelivered!;
+      if (redelivered.status === "fulfilled") {
+        const { rows } = await db.pool.query(
+          // (the submits' events: those the retries wrote are owed to audit too)
+          `SELECT count(*)::int AS n FROM operation_deliveries d JOIN operation_outbox e ON e.id = d.event_id
+           WHERE d.subscriber = 'audit' AND d.dead_at IS NULL AND e.topic = 'batch.submitted'`,
+        );
+        if (rows[0].n !== redelivered.value) {
+          wrong.push(`round ${round}: told ${String(redelivered.value)} redelivered, ${rows[0].n} there`);
+        }
+      }
+      const left = await orphans(db.pool);
+      if (left.deliveries + left.holds > 0) wrong.push(`round ${round}: ${JSON.stringify(left)} orphans`);
+    }
+    expect(wrong).toEqual([]);
+    for (const actor of actors) await endBackends(db.pool, actor.connection.pool, actor.name);
+    expect((await deadlocks(db.pool)) - before).toBe(0);
+  }, 120_000);
 });

@@ -3,12 +3,16 @@ ALTER TABLE "operation_deliveries" ADD COLUMN     "spent_attempts" INTEGER NOT N
 
 
 -- ================================================================================================
--- Written by hand: what a Prisma schema cannot say (see the first migration). Two races of the
--- outbox with operators (issue 28), each closed where the rows are locked:
+-- Written by hand: what a Prisma schema cannot say (see the first migration). Three races of the
+-- outbox with operators and retention (issue 28), each closed where the rows are locked:
 --  * removeSubscriber racing a write left delivery rows (or holds) for a subscriber no longer
 --    registered: no relay delivers them, and retention keeps their events and batch for ever.
+--  * redeliverDead racing retention: the pruner decided from its snapshot that a delivery was dead
+--    long enough, and deleted it with its event after an operator had revived it (told "1").
 --  * redeliverDead reset `attempts`, the number that names a relay's claim: a relay stalled through
 --    a whole retry cycle found its old number again, and its stale outcome was recorded.
+-- The lock order every writer of these rows keeps is written down in src/store/statements/
+-- transitions.ts.
 -- ================================================================================================
 
 -- `attempts` only ever grows (it names each claim: see operation_deliveries_record); a redelivery
@@ -128,5 +132,64 @@ BEGIN
   SELECT count(*)::int INTO rows_gone FROM gone;
 
   RETURN QUERY SELECT was_there, held + rows_gone;
+END
+$$;
+
+-- Retention's last step for events (src/store/statements/retention.ts): deletes the events of each
+-- group (a batch with its children, an operation, or one event) none of whose events is still owed
+-- to a subscriber, held, dead for less than `dead_kept_seconds` (null: kept while dead at all), or
+-- delivered less than `delivered_kept_seconds` ago (null: however recently) — decided here, by a
+-- statement whose snapshot is taken after the calling statement locked the events (FOR UPDATE,
+-- skipping any another transaction held). That statement decided from its own, older snapshot: a
+-- delivery revived (redeliverDead) or written (replayEvents, a settle, a relay's takeover) and
+-- committed before it locked the event was not in it, and its delete took that delivery with the
+-- event. Whoever revives or writes a delivery holds its event FOR KEY SHARE (the foreign key does
+-- it for a new row), so from the lock on, none can change what is decided here. Each event's
+-- delivery rows are locked too, skipping any another transaction holds (a relay recording on it):
+-- a group with one of them is kept for a later pass, so the delete below never waits.
+-- `event_ids` are the locked events, `event_groups` the group of each; `groups` every group asked
+-- about (one may have no event left). Returns the groups whose events are gone, with how many.
+CREATE FUNCTION "operation_outbox_prune"(
+  groups text[],
+  event_ids bigint[],
+  event_groups text[],
+  dead_kept_seconds double precision,
+  delivered_kept_seconds double precision
+)
+RETURNS TABLE (pruned_group text, pruned_events integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  IF cardinality(groups) IS NULL OR cardinality(groups) = 0 THEN RETURN; END IF;
+  RETURN QUERY
+    WITH members AS (
+      SELECT m.event_id, m.grp FROM unnest(COALESCE(event_ids, '{}'), COALESCE(event_groups, '{}')) AS m(event_id, grp)
+    ), locked AS MATERIALIZED (
+      SELECT d.event_id, d.delivered_at, d.dead_at FROM operation_deliveries d
+      WHERE d.event_id = ANY (COALESCE(event_ids, '{}'))
+      ORDER BY d.event_id, d.subscriber
+      FOR UPDATE OF d SKIP LOCKED
+    ), kept AS (
+      SELECT DISTINCT m.grp FROM members m
+      WHERE EXISTS (SELECT 1 FROM operation_delivery_holds h WHERE m.event_id = ANY (h.event_ids))
+         OR EXISTS (SELECT 1 FROM locked d WHERE d.event_id = m.event_id AND (
+              (d.delivered_at IS NULL AND d.dead_at IS NULL)
+              OR (d.dead_at IS NOT NULL AND (dead_kept_seconds IS NULL
+                    OR d.dead_at >= now() - make_interval(secs => dead_kept_seconds)))
+              OR (delivered_kept_seconds IS NOT NULL
+                    AND d.delivered_at >= now() - make_interval(secs => delivered_kept_seconds))))
+         OR (SELECT count(*) FROM operation_deliveries d WHERE d.event_id = m.event_id)
+            <> (SELECT count(*) FROM locked d WHERE d.event_id = m.event_id)
+    ), going AS (
+      SELECT DISTINCT g.grp FROM unnest(groups) AS g(grp) WHERE g.grp NOT IN (SELECT k.grp FROM kept k)
+    ), gone AS (
+      -- By primary key (`= ANY(ARRAY(…))`: a join to `members` could be planned as a walk of the outbox).
+      DELETE FROM operation_outbox e
+      WHERE e.id = ANY (ARRAY(SELECT m.event_id FROM members m WHERE m.grp IN (SELECT g.grp FROM going g)))
+      RETURNING e.id
+    )
+    SELECT g.grp, (SELECT count(*)::int FROM gone x JOIN members m ON m.event_id = x.id WHERE m.grp = g.grp)
+    FROM going g;
 END
 $$;

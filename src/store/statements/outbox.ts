@@ -325,17 +325,27 @@ export interface DeadFilter {
 /**
  * Dead deliveries due again, with a fresh budget of attempts. `attempts` keeps counting — it names
  * each claim, and a relay stalled since an earlier one must not find its number again — and the
- * budget counts from `spent_attempts`, moved up to it.
+ * budget counts from `spent_attempts`, moved up to it. Each event is held FOR KEY SHARE, as a new
+ * delivery row's foreign key holds it: retention, which deletes the event under its lock and
+ * decides only after taking it, either sees the revived row or has deleted the event before this
+ * gets to it (then it is not revived, nor counted). Rows are locked in key order, as a relay's
+ * records lock them.
  */
 export function redeliverDead(t: Tables, filter: DeadFilter): Sql {
   return sql`
-    WITH revived AS (
-      UPDATE ${t.deliveries} d SET dead_at = NULL, spent_attempts = d.attempts, available_at = ${dueAt()}
-      FROM ${t.outbox} e
-      WHERE e.id = d.event_id AND d.dead_at IS NOT NULL
+    WITH locked AS MATERIALIZED (
+      SELECT d.event_id, d.subscriber FROM ${t.deliveries} d
+      JOIN ${t.outbox} e ON e.id = d.event_id
+      WHERE d.dead_at IS NOT NULL
         AND (${filter.subscriber ?? null}::text IS NULL OR d.subscriber = ${filter.subscriber ?? null})
         AND (${filter.eventIds ?? null}::bigint[] IS NULL OR d.event_id = ANY(${filter.eventIds ?? null}::bigint[]))
         AND (${filter.tenantId ?? null}::text IS NULL OR e.tenant_id = ${filter.tenantId ?? null})
+      ORDER BY d.event_id, d.subscriber
+      FOR KEY SHARE OF e FOR UPDATE OF d
+    ), revived AS (
+      UPDATE ${t.deliveries} d SET dead_at = NULL, spent_attempts = d.attempts, available_at = ${dueAt()}
+      FROM locked l
+      WHERE d.event_id = l.event_id AND d.subscriber = l.subscriber AND d.dead_at IS NOT NULL
       RETURNING 1)
     SELECT count(*)::int AS "redelivered" FROM revived`;
 }
