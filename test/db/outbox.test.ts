@@ -10,14 +10,7 @@ import {
 } from "../../src";
 import { poolDb } from "../../src/store/pool";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import {
-  documents,
-  orphans,
-  settledOrWaiting,
-  truncateAll,
-  types,
-  waitFor,
-} from "../support/fixtures";
+import { documents, orphans, settledOrWaiting, truncateAll, types, waitFor } from "../support/fixtures";
 import { NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
@@ -455,7 +448,14 @@ describe("removeSubscriber racing writes", () => {
     const { ops } = await receiving("remote");
     // Held for "remote" by its process, which delivers it inline after its commit.
     const [event] = await storeOf(db.prisma).insertEvents(
-      [{ tenantId: "t", topic: "test.event", aggregateId: "00000000-0000-7000-8000-000000000000", payload: {} }],
+      [
+        {
+          tenantId: "t",
+          topic: "test.event",
+          aggregateId: "00000000-0000-7000-8000-000000000000",
+          payload: {},
+        },
+      ],
       ops.dispatcher.inline,
     );
     const hold = event!.heldFor[0]!.hold;
