@@ -419,6 +419,71 @@ describe("retention racing operators", () => {
     expect(await ids("operation_batches")).toEqual([batch.id]);
   });
 
+  it("replayEvents racing the pruner: the deliveries it adds stay, with their events", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    await backdate("batch", batch.id, 8); // completed 8 days ago, every event delivered: it may go
+    const event = await eventId(batch.id, "batch.completed");
+    // A subscriber registered now, which is given the batch's events by a replay.
+    await createOperations({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "late", deliver: () => undefined }],
+    }).ready();
+    const pruner = named("pruner");
+    const holder = await db.pool.connect();
+    let replayed: number;
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM operation_outbox WHERE id = $1 FOR KEY SHARE`, [event]);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the event");
+      const replay = named("operator").replayEvents("late");
+      await settledOrWaiting(replay, db.pool, "operator", "the replay to end or wait for the pruner");
+      await holder.query("ROLLBACK");
+      [replayed] = await Promise.all([replay, pass]);
+    } finally {
+      holder.release();
+    }
+    expect(replayed).toBe((await eventsAbout([batch.id, ...(await childrenOf(batch.id))])).length);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'late'`,
+    );
+    expect(rows[0].n).toBe(replayed);
+    expect(await ids("operation_batches")).toEqual([batch.id]);
+  });
+
+  it("replayEvents meeting an event retention is deleting skips it, and counts only what it added", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    const events = await eventsAbout([batch.id, ...(await childrenOf(batch.id))]);
+    await createOperations({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "late", deliver: () => undefined }],
+    }).ready();
+    // Retention deleting one of the events, under its lock, not committed yet.
+    const deleting = await db.pool.connect();
+    let replayed: number;
+    try {
+      await deleting.query("BEGIN");
+      await deleting.query(`DELETE FROM operation_outbox WHERE id = $1`, [events[0]]);
+      const replay = named("operator").replayEvents("late");
+      await settledOrWaiting(replay, db.pool, "operator", "the replay to end or wait for the delete");
+      await deleting.query("COMMIT");
+      replayed = await replay;
+    } finally {
+      deleting.release();
+    }
+    expect(replayed).toBe(events.length - 1);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'late'`,
+    );
+    expect(rows[0].n).toBe(replayed);
+  });
+
   it("a retry and the pruner on the same batch: neither is a deadlock victim", async () => {
     const ops = syncService();
     const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(2, true) })).batch;

@@ -217,12 +217,18 @@ export function replayEvents(t: Tables, subscriber: string, since: Date | undefi
       -- Held as recordEvents holds it: a removal waits for this, or this skips what it removed.
       SELECT s.name, s.topics, s.registered_at FROM ${t.subscribers} s WHERE s.name = ${subscriber}
       FOR KEY SHARE OF s
-    ), added AS (
-      INSERT INTO ${t.deliveries} (event_id, subscriber)
+    ), replayed AS MATERIALIZED (
+      -- Each event held as the new row's foreign key would hold it, but before the insert: one
+      -- retention deletes meanwhile is skipped here, where the foreign key would fail the replay.
       SELECT e.id, s.name FROM registered s
       JOIN ${t.outbox} e ON e.created_at <= s.registered_at
         AND ${WANTS_TOPIC}
       WHERE e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
+      ORDER BY e.id
+      FOR KEY SHARE OF e
+    ), added AS (
+      INSERT INTO ${t.deliveries} (event_id, subscriber)
+      SELECT r.id, r.name FROM replayed r
       ON CONFLICT DO NOTHING
       RETURNING 1)
     SELECT count(*)::int AS "added" FROM added`;
