@@ -519,7 +519,7 @@ describe("retention racing operators", () => {
     expect((await deadlocks(db.pool)) - before).toBe(0);
   });
 
-  it("pruning against retries, redeliveries and removals, round after round: no deadlock victim, every answer true", async () => {
+  it("pruning against retries, redeliveries, replays and removals, round after round: no deadlock victim, every answer true", async () => {
     const rounds = 25;
     const before = await deadlocks(db.pool);
     // Each actor on connections of its own: the service runs a deadlock victim's statement again,
@@ -539,6 +539,7 @@ describe("retention racing operators", () => {
     for (let round = 0; round < rounds; round++) {
       await truncateAll(db.pool);
       const gone = `gone-${round}`;
+      const late = `late-${round}`;
       await db.pool.query(
         `INSERT INTO operation_subscribers (name, topics) VALUES ('audit', '{}'), ($1, '{}')`,
         [gone],
@@ -559,6 +560,8 @@ describe("retention racing operators", () => {
         `UPDATE operation_deliveries SET attempts = 1, dead_at = now() - interval '31 days' WHERE subscriber = 'audit'`,
       );
       const [child] = await childrenOf(batches[2]!);
+      // Registered after the batches' events: a replay gives them to it.
+      await db.pool.query(`INSERT INTO operation_subscribers (name, topics) VALUES ($1, '{}')`, [late]);
 
       const calls = {
         pruneA: prunerA.prune(),
@@ -568,6 +571,7 @@ describe("retention racing operators", () => {
         retryChild: operator.retryOperation("t", child!),
         redelivered: operator.redeliverDead({ subscriber: "audit" }),
         removed: operator.removeSubscriber(gone),
+        replayed: operator.replayEvents(late),
       };
       const settled = await Promise.allSettled(Object.values(calls));
       const results = Object.fromEntries(Object.keys(calls).map((key, i) => [key, settled[i]!]));
@@ -596,6 +600,17 @@ describe("retention racing operators", () => {
         );
         if (rows[0].n !== redelivered.value) {
           wrong.push(`round ${round}: told ${String(redelivered.value)} redelivered, ${rows[0].n} there`);
+        }
+      }
+      const replayed = results.replayed!;
+      if (replayed.status === "fulfilled") {
+        const { rows } = await db.pool.query(
+          `SELECT count(*)::int AS n FROM operation_deliveries d JOIN operation_outbox e ON e.id = d.event_id
+           WHERE d.subscriber = $1 AND e.topic = 'batch.submitted'`,
+          [late],
+        );
+        if (rows[0].n !== replayed.value) {
+          wrong.push(`round ${round}: told ${String(replayed.value)} replayed, ${rows[0].n} there`);
         }
       }
       const left = await orphans(db.pool);
