@@ -353,7 +353,8 @@ export class OperationsService<
 
   /**
    * Hands dead deliveries back to the relays with a fresh budget of attempts: all of them, or those
-   * of one subscriber, one tenant, or some events. Returns how many.
+   * of one subscriber, one tenant, or some events. Returns how many; one whose event retention
+   * deletes at the same moment is neither revived nor counted.
    */
   async redeliverDead(filter: DeadFilter = {}): Promise<number> {
     return withDatabase("redeliverDead", () => this.store.redeliverDead(filter));
@@ -367,7 +368,11 @@ export class OperationsService<
     return withDatabase("replayEvents", () => this.store.replayEvents(subscriber, options.since));
   }
 
-  /** Forgets a subscriber no process has any more, with every delivery still owed to it. */
+  /**
+   * Forgets a subscriber no process has any more, with every delivery still owed to it. Waits for
+   * the writes under way that owe it something, and forgets what they wrote too; writes after it
+   * owe it nothing. Run again for a name already gone, it forgets whatever is still owed to it.
+   */
   async removeSubscriber(name: string): Promise<{ removed: boolean; deliveries: number }> {
     const result = await withDatabase("removeSubscriber", () => this.store.removeSubscriber(name));
     return { removed: result.removed > 0, deliveries: result.deliveries };

@@ -185,7 +185,7 @@ export class OutboxDispatcher {
         subscriber: delivery.subscriber,
         claimedAttempts: delivery.attempts,
       };
-      const failure = await this.attempt(delivery.event, delivery.subscriber, delivery.attempts, report);
+      const failure = await this.attempt(delivery.event, delivery.subscriber, delivery.attempt, report);
       if (!failure) {
         recording.push(held.settling(ref).then(() => this.marks.add([ref])));
         continue;

@@ -321,10 +321,10 @@ export class Store {
   }
 
   async claimDeliveries(subscriber: string, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    const rows = await this.query<OutboxEvent & { attempts: number }>(
+    const rows = await this.query<OutboxEvent & { attempts: number; attempt: number }>(
       prepared(outbox.claimDeliveries(this.tables, subscriber, limit, leaseMs)),
     );
-    return rows.map(({ attempts, ...event }) => ({ event, subscriber, attempts }));
+    return rows.map(({ attempts, attempt, ...event }) => ({ event, subscriber, attempts, attempt }));
   }
 
   async extendDeliveries(deliveries: readonly DeliveryRef[], leaseMs: number): Promise<number> {

@@ -25,6 +25,8 @@ export interface Tables {
   readonly reap: Sql;
   readonly failFastSiblings: Sql;
   readonly recordDeliveries: Sql;
+  readonly removeSubscriber: Sql;
+  readonly pruneOutbox: Sql;
   /** Enum types, for casts. */
   readonly operationStatus: Sql;
   readonly batchStatus: Sql;
@@ -70,6 +72,8 @@ export function tablesIn(schema?: string): Tables {
     reap: name("operations_reap"),
     failFastSiblings: name("operations_fail_fast_siblings"),
     recordDeliveries: name("operation_deliveries_record"),
+    removeSubscriber: name("operation_subscribers_remove"),
+    pruneOutbox: name("operation_outbox_prune"),
     operationStatus: name("operation_status"),
     batchStatus: name("batch_status"),
     failurePolicy: name("failure_policy"),

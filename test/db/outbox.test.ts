@@ -8,8 +8,9 @@ import {
   type DeliveredEvent,
   type EventSubscriber,
 } from "../../src";
+import { poolDb } from "../../src/store/pool";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { documents, truncateAll, types, waitFor } from "../support/fixtures";
+import { documents, orphans, settledOrWaiting, truncateAll, types, waitFor } from "../support/fixtures";
 import { NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
@@ -131,6 +132,34 @@ describe("the outbox relay", () => {
     expect(await ops.redeliverDead({ subscriber: "always-down" })).toBe(1);
     expect(await relay.runOnce()).toEqual({ claimed: 1, delivered: 0, failed: 1 });
     expect(attempts).toEqual([1, 2, 3, 1]);
+  });
+
+  it("a relay stalled through a whole retry cycle records nothing once its delivery is redelivered", async () => {
+    const ops = service({ name: "flaky", deliver: () => undefined });
+    await ops.ready();
+    await writeEvents(1);
+    const store = storeOf(db.prisma);
+    const ref = (claimed: { event: { id: string }; attempts: number }) => ({
+      eventId: claimed.event.id,
+      subscriber: "flaky",
+      claimedAttempts: claimed.attempts,
+    });
+    // A relay claims the delivery and stalls; its lease runs out and another relay's attempt uses
+    // up the budget: the delivery is dead.
+    const [stalled] = await store.claimDeliveries("flaky", 10, 60_000);
+    await backdate();
+    const [last] = await store.claimDeliveries("flaky", 10, 60_000);
+    expect(await store.markFailed(ref(last!), "down", null)).toBe(1);
+    // An operator redelivers it, and a relay claims it again.
+    expect(await ops.redeliverDead({ subscriber: "flaky" })).toBe(1);
+    const [fresh] = await store.claimDeliveries("flaky", 10, 60_000);
+    // A fresh budget (its first attempt again), under a claim number no earlier claim had.
+    expect(fresh).toMatchObject({ attempt: 1, attempts: 3 });
+    // The stalled relay comes back: its claim is long gone, so nothing it sends is recorded.
+    expect(await store.extendDeliveries([ref(stalled!)], 60_000)).toBe(0);
+    expect(await store.markFailed(ref(stalled!), "timed out long ago", null)).toBe(0);
+    // The fresh claim's outcome is.
+    expect(await store.markDelivered([ref(fresh!)])).toBe(1);
   });
 
   it("takes back deliveries whose relay died mid-delivery, once its lease has run out", async () => {
@@ -332,5 +361,120 @@ describe("the outbox relay", () => {
     await waitFor("the background relay to deliver all five", () => delivered.length === 5);
     await relay.stop();
     expect(delivered.map((event) => (event.payload as { n: number }).n).sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe("removeSubscriber racing writes", () => {
+  /** A service on connections of its own, named `applicationName`: a test sees when it waits for a lock. */
+  const named = (applicationName: string, options: { retention?: object } = {}) =>
+    createOperations({ ...db.newConnection({ applicationName }), types, logger: silentLogger, ...options });
+
+  /** Moves every finished row `days` into the past: old enough for retention. */
+  const backdateAll = async (days: number) => {
+    const ago = `now() - make_interval(days => ${days})`;
+    await db.pool.query(`UPDATE operation_batches SET finished_at = ${ago} WHERE finished_at IS NOT NULL`);
+    await db.pool.query(`UPDATE operations SET finished_at = ${ago} WHERE finished_at IS NOT NULL`);
+    await db.pool.query(`UPDATE operation_outbox SET created_at = ${ago}`);
+  };
+
+  it("waits for a write that owes the subscriber already, and removes what it wrote: nothing is left to keep its batch", async () => {
+    await receiving("remote"); // registered by a process that has it
+    const writing = withoutSubscribers();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let written!: (owed: number) => void;
+    const owedByWrite = new Promise<number>((resolve) => (written = resolve));
+    // A caller's transaction: its submit owes "remote" its events, and it has not committed yet.
+    const write = writing.transaction(async (tx) => {
+      const { batch } = await writing.submitBatch(
+        { tenantId: "t", type: "documents.ingest", items: documents(2) },
+        { tx },
+      );
+      const rows = await (tx as unknown as typeof db.prisma).$queryRaw<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'remote'`;
+      written(rows[0]!.n);
+      await gate;
+      return batch;
+    });
+    const owed = await owedByWrite;
+    expect(owed).toBeGreaterThan(0);
+    const removal = named("remover").removeSubscriber("remote");
+    await settledOrWaiting(removal, db.pool, "remover", "the removal to end or wait for the write");
+    release();
+    const batch = await write;
+    const removed = await removal;
+
+    expect(await orphans(db.pool)).toEqual({ deliveries: 0, holds: 0 });
+    // Nothing owed to a subscriber that is gone keeps the batch: once finished and old, it goes.
+    await writing.cancelBatch("t", batch.id);
+    await backdateAll(40);
+    expect((await named("pruner", { retention: {} }).prune()).pruned.batches).toBe(1);
+    expect(removed).toEqual({ removed: true, deliveries: owed });
+  });
+
+  it("a write that starts while a removal is under way owes the subscriber nothing", async () => {
+    await receiving("remote");
+    await writeEvents(2);
+    // A relay of "remote" holds one of its delivery rows (as its record of an outcome does): the
+    // removal, which deletes them, waits for it with the subscriber's row deleted but not committed.
+    const relay = await db.pool.connect();
+    try {
+      await relay.query("BEGIN");
+      await relay.query(
+        `SELECT 1 FROM operation_deliveries WHERE subscriber = 'remote' ORDER BY event_id LIMIT 1 FOR UPDATE`,
+      );
+      const removal = named("remover").removeSubscriber("remote");
+      expect(await settledOrWaiting(removal, db.pool, "remover", "the removal to wait for the relay")).toBe(
+        "waiting",
+      );
+      const submit = named("writer").submitOperation({
+        tenantId: "t",
+        type: "email.send",
+        payload: { to: "a@b.co", subject: "s" },
+      });
+      await settledOrWaiting(submit, db.pool, "writer", "the submit to end or wait for the removal");
+      await relay.query("ROLLBACK");
+      await submit;
+      expect(await removal).toEqual({ removed: true, deliveries: 2 });
+    } finally {
+      relay.release();
+    }
+    expect(await orphans(db.pool)).toEqual({ deliveries: 0, holds: 0 });
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM operation_outbox`);
+    expect(rows[0].n).toBe(3); // the submit's event was written, owed to no one
+  });
+
+  it("a hold settled while the removal runs leaves no delivery row behind", async () => {
+    const { ops } = await receiving("remote");
+    // Held for "remote" by its process, which delivers it inline after its commit.
+    const [event] = await storeOf(db.prisma).insertEvents(
+      [
+        {
+          tenantId: "t",
+          topic: "test.event",
+          aggregateId: "00000000-0000-7000-8000-000000000000",
+          payload: {},
+        },
+      ],
+      ops.dispatcher.inline,
+    );
+    const hold = event!.heldFor[0]!.hold;
+    // Its settle: the delivery failed, so the hold becomes a delivery row for the relays — in a
+    // transaction that has not committed when the removal starts.
+    const settler = await db.pool.connect();
+    try {
+      await settler.query("BEGIN");
+      await storeOf(poolDb(settler, { prepare: false })).settleHolds([
+        { hold, failures: [{ eventId: event!.id, error: "down", retryDelayMs: 1_000 }] },
+      ]);
+      const removal = named("remover").removeSubscriber("remote");
+      await settledOrWaiting(removal, db.pool, "remover", "the removal to end or wait for the settle");
+      await settler.query("COMMIT");
+      const removed = await removal;
+      expect(await orphans(db.pool)).toEqual({ deliveries: 0, holds: 0 });
+      expect(removed).toEqual({ removed: true, deliveries: 1 });
+    } finally {
+      settler.release();
+    }
   });
 });

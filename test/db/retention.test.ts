@@ -3,10 +3,18 @@
 // never an event still owed to a subscriber or dead for less than the policy's time — in bounded
 // statements that skip rows another transaction holds.
 import { z } from "zod";
-import { createOperations, defineOperationType, NonRetryableError, silentLogger } from "../../src";
+import {
+  createOperations,
+  defineOperationType,
+  NonRetryableError,
+  NotFoundError,
+  silentLogger,
+} from "../../src";
+import { lockFinished, requeueLocked } from "../../src/store/statements/transitions";
+import { tablesIn } from "../../src/store/tables";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { truncateAll } from "../support/fixtures";
-import { finish, storeOf } from "../support/store";
+import { deadlocks, endBackends, orphans, settledOrWaiting, truncateAll } from "../support/fixtures";
+import { finish, NO_INLINE, storeOf } from "../support/store";
 
 let db: TestDatabase;
 
@@ -368,4 +376,248 @@ describe("retention", () => {
     );
     expect(() => syncService({ chunkSize: 0 })).toThrow("retention.chunkSize must be a whole number >= 1");
   });
+});
+
+describe("retention racing operators", () => {
+  /** A service with retention on connections of its own, named `applicationName` (a test sees when it waits). */
+  const named = (applicationName: string) =>
+    createOperations({
+      ...db.newConnection({ applicationName }),
+      types,
+      logger: silentLogger,
+      subscribers: [audit],
+      retention: {},
+    });
+
+  it("redeliverDead racing the pruner: the delivery it revives stays, and its count is true", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    await backdate("batch", batch.id, 8);
+    const event = await eventId(batch.id, "batch.completed");
+    await failedDelivery(event, "31 days"); // dead for longer than deadEventDays: the batch may go
+    const pruner = named("pruner");
+    // A transaction holds the event as a delivery row written for it does (its foreign key's lock).
+    const holder = await db.pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM operation_outbox WHERE id = $1 FOR KEY SHARE`, [event]);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the event");
+      // The operator revives the dead delivery meanwhile, and is told so.
+      expect(await ops.redeliverDead({ subscriber: "audit" })).toBe(1);
+      await holder.query("ROLLBACK");
+      await pass;
+    } finally {
+      holder.release();
+    }
+    const { rows } = await db.pool.query(
+      `SELECT event_id::text AS event, dead_at FROM operation_deliveries WHERE subscriber = 'audit'`,
+    );
+    expect(rows).toEqual([{ event, dead_at: null }]);
+    // Owed again, it keeps its event and its batch.
+    expect((await pruner.prune()).pruned.batches).toBe(0);
+    expect(await ids("operation_batches")).toEqual([batch.id]);
+  });
+
+  it("replayEvents racing the pruner: the deliveries it adds stay, with their events", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    await backdate("batch", batch.id, 8); // completed 8 days ago, every event delivered: it may go
+    const event = await eventId(batch.id, "batch.completed");
+    // A subscriber registered now, which is given the batch's events by a replay.
+    await createOperations({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "late", deliver: () => undefined }],
+    }).ready();
+    const pruner = named("pruner");
+    const holder = await db.pool.connect();
+    let replayed: number;
+    try {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM operation_outbox WHERE id = $1 FOR KEY SHARE`, [event]);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the event");
+      const replay = named("operator").replayEvents("late");
+      await settledOrWaiting(replay, db.pool, "operator", "the replay to end or wait for the pruner");
+      await holder.query("ROLLBACK");
+      [replayed] = await Promise.all([replay, pass]);
+    } finally {
+      holder.release();
+    }
+    expect(replayed).toBe((await eventsAbout([batch.id, ...(await childrenOf(batch.id))])).length);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'late'`,
+    );
+    expect(rows[0].n).toBe(replayed);
+    expect(await ids("operation_batches")).toEqual([batch.id]);
+  });
+
+  it("replayEvents meeting an event retention is deleting skips it, and counts only what it added", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(1) })).batch;
+    const events = await eventsAbout([batch.id, ...(await childrenOf(batch.id))]);
+    await createOperations({
+      ...db.connection,
+      types,
+      logger: silentLogger,
+      subscribers: [{ name: "late", deliver: () => undefined }],
+    }).ready();
+    // Retention deleting one of the events, under its lock, not committed yet.
+    const deleting = await db.pool.connect();
+    let replayed: number;
+    try {
+      await deleting.query("BEGIN");
+      await deleting.query(`DELETE FROM operation_outbox WHERE id = $1`, [events[0]]);
+      const replay = named("operator").replayEvents("late");
+      await settledOrWaiting(replay, db.pool, "operator", "the replay to end or wait for the delete");
+      await deleting.query("COMMIT");
+      replayed = await replay;
+    } finally {
+      deleting.release();
+    }
+    expect(replayed).toBe(events.length - 1);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM operation_deliveries WHERE subscriber = 'late'`,
+    );
+    expect(rows[0].n).toBe(replayed);
+  });
+
+  it("a retry and the pruner on the same batch: neither is a deadlock victim", async () => {
+    const ops = syncService();
+    const batch = (await ops.submitBatch({ tenantId: "t", type: "task", items: items(2, true) })).batch;
+    await backdate("batch", batch.id, 31); // failed 31 days ago: the pruner may take it
+    const tables = tablesIn();
+    const target = { batchId: batch.id, tenantId: "t" };
+    const before = await deadlocks(db.pool);
+    const pruning = db.newConnection({ applicationName: "pruner" });
+    const pruner = createOperations({ ...pruning, types, logger: silentLogger, retention: {} });
+    // A retry, as retryBatch runs it: its first statement locks the failed children …
+    const retry = await db.pool.connect();
+    try {
+      await retry.query("BEGIN");
+      const lock = lockFinished(tables, target);
+      const locked = (await retry.query(lock.text, lock.values)).rows as { id: string; status: string }[];
+      expect(locked).toHaveLength(2);
+      const pass = pruner.prune();
+      await settledOrWaiting(pass, db.pool, "pruner", "the pruner to end or wait for the children");
+      // … its second moves them and the batch.
+      const requeue = requeueLocked(tables, locked, NO_INLINE);
+      const results = await Promise.allSettled([pass, retry.query(requeue.text, requeue.values)]);
+      const failures = results.flatMap((result) =>
+        result.status === "rejected" ? [String((result.reason as Error).message)] : [],
+      );
+      await retry.query(failures.length === 0 ? "COMMIT" : "ROLLBACK");
+      expect(failures).toEqual([]);
+    } finally {
+      retry.release();
+    }
+    expect((await ops.getBatch("t", batch.id)).status).toBe("processing");
+    // The service runs a deadlock victim's statement again, so only PostgreSQL's count tells.
+    await endBackends(db.pool, pruning.pool, "pruner");
+    expect((await deadlocks(db.pool)) - before).toBe(0);
+  });
+
+  it("pruning against retries, redeliveries, replays and removals, round after round: no deadlock victim, every answer true", async () => {
+    const rounds = 25;
+    const before = await deadlocks(db.pool);
+    // Each actor on connections of its own: the service runs a deadlock victim's statement again,
+    // so only PostgreSQL's count tells, once their backends have ended.
+    const actors = ["pruner-a", "pruner-b", "operator"].map((name) => {
+      const connection = db.newConnection({ applicationName: name, max: 4 });
+      const service = createOperations({ ...connection, types, logger: silentLogger, retention: {} });
+      return { name, connection, service };
+    });
+    const [prunerA, prunerB, operator] = actors.map((actor) => actor.service) as [
+      ReturnType<typeof queueService>,
+      ReturnType<typeof queueService>,
+      ReturnType<typeof queueService>,
+    ];
+    const writer = createOperations({ ...db.connection, types, logger: silentLogger });
+    const wrong: string[] = [];
+    for (let round = 0; round < rounds; round++) {
+      await truncateAll(db.pool);
+      const gone = `gone-${round}`;
+      const late = `late-${round}`;
+      await db.pool.query(
+        `INSERT INTO operation_subscribers (name, topics) VALUES ('audit', '{}'), ($1, '{}')`,
+        [gone],
+      );
+      // Four failed batches, long expired, whose events are owed to `gone` and dead long ago for audit.
+      const batches: string[] = [];
+      for (let b = 0; b < 4; b++) {
+        batches.push((await writer.submitBatch({ tenantId: "t", type: "task", items: items(3) })).batch.id);
+      }
+      await db.pool.query(
+        `UPDATE operations SET status = 'failed', finished_at = now(), error = '{"message":"down"}'`,
+      );
+      await db.pool.query(
+        `UPDATE operation_batches SET failed_count = child_count, status = 'failed', finished_at = now()`,
+      );
+      for (const id of batches) await backdate("batch", id, 31);
+      await db.pool.query(
+        `UPDATE operation_deliveries SET attempts = 1, dead_at = now() - interval '31 days' WHERE subscriber = 'audit'`,
+      );
+      const [child] = await childrenOf(batches[2]!);
+      // Registered after the batches' events: a replay gives them to it.
+      await db.pool.query(`INSERT INTO operation_subscribers (name, topics) VALUES ($1, '{}')`, [late]);
+
+      const calls = {
+        pruneA: prunerA.prune(),
+        retry0: operator.retryBatch("t", batches[0]!),
+        pruneB: prunerB.prune(),
+        retry1: operator.retryBatch("t", batches[1]!),
+        retryChild: operator.retryOperation("t", child!),
+        redelivered: operator.redeliverDead({ subscriber: "audit" }),
+        removed: operator.removeSubscriber(gone),
+        replayed: operator.replayEvents(late),
+      };
+      const settled = await Promise.allSettled(Object.values(calls));
+      const results = Object.fromEntries(Object.keys(calls).map((key, i) => [key, settled[i]!]));
+      for (const [call, result] of Object.entries(results)) {
+        if (result.status === "fulfilled") continue;
+        // A retry may find its batch gone, taken by a pruner first: a true answer.
+        if (call.startsWith("retry") && result.reason instanceof NotFoundError) continue;
+        wrong.push(`round ${round} ${call}: ${String(result.reason)}`);
+      }
+      // Every answer is true: a retried batch is in flight, every revived delivery is there, and
+      // nothing is owed to the subscriber removed.
+      for (const [call, id] of [
+        ["retry0", batches[0]!],
+        ["retry1", batches[1]!],
+      ] as const) {
+        if (results[call]!.status === "fulfilled" && !(await ids("operation_batches")).includes(id)) {
+          wrong.push(`round ${round} ${call}: retried, then deleted`);
+        }
+      }
+      const redelivered = results.redelivered!;
+      if (redelivered.status === "fulfilled") {
+        const { rows } = await db.pool.query(
+          // (the submits' events: those the retries wrote are owed to audit too)
+          `SELECT count(*)::int AS n FROM operation_deliveries d JOIN operation_outbox e ON e.id = d.event_id
+           WHERE d.subscriber = 'audit' AND d.dead_at IS NULL AND e.topic = 'batch.submitted'`,
+        );
+        if (rows[0].n !== redelivered.value) {
+          wrong.push(`round ${round}: told ${String(redelivered.value)} redelivered, ${rows[0].n} there`);
+        }
+      }
+      const replayed = results.replayed!;
+      if (replayed.status === "fulfilled") {
+        const { rows } = await db.pool.query(
+          `SELECT count(*)::int AS n FROM operation_deliveries d JOIN operation_outbox e ON e.id = d.event_id
+           WHERE d.subscriber = $1 AND e.topic = 'batch.submitted'`,
+          [late],
+        );
+        if (rows[0].n !== replayed.value) {
+          wrong.push(`round ${round}: told ${String(replayed.value)} replayed, ${rows[0].n} there`);
+        }
+      }
+      const left = await orphans(db.pool);
+      if (left.deliveries + left.holds > 0) wrong.push(`round ${round}: ${JSON.stringify(left)} orphans`);
+    }
+    expect(wrong).toEqual([]);
+    for (const actor of actors) await endBackends(db.pool, actor.connection.pool, actor.name);
+    expect((await deadlocks(db.pool)) - before).toBe(0);
+  }, 120_000);
 });

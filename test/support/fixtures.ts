@@ -102,3 +102,72 @@ export async function sleepingBackend(pool: Pool, applicationName: string, what:
   });
   return pid;
 }
+
+/** Whether a backend of `applicationName` on this database waits for a lock now. */
+export async function waitsForLock(pool: Pool, applicationName: string): Promise<boolean> {
+  const { rows } = await pool.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'`,
+    [applicationName],
+  );
+  return rows[0].n > 0;
+}
+
+/**
+ * Resolves once `work` has settled, or a backend of `applicationName` waits for a lock: how a test
+ * knows that a step it started has gone as far as it can while another transaction holds its rows.
+ */
+export async function settledOrWaiting(
+  work: Promise<unknown>,
+  pool: Pool,
+  applicationName: string,
+  what: string,
+): Promise<"settled" | "waiting"> {
+  let settled = false;
+  void work.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  let state: "settled" | "waiting" = "settled";
+  await waitFor(what, async () => {
+    if (settled) return true;
+    if (!(await waitsForLock(pool, applicationName))) return false;
+    state = "waiting";
+    return true;
+  });
+  return state;
+}
+
+/** Delivery rows and holds for a subscriber that is not registered: no relay delivers them, nothing shows them. */
+export async function orphans(pool: Pool): Promise<{ deliveries: number; holds: number }> {
+  const { rows } = await pool.query(`
+    SELECT (SELECT count(*) FROM operation_deliveries d
+            WHERE NOT EXISTS (SELECT 1 FROM operation_subscribers s WHERE s.name = d.subscriber))::int AS deliveries,
+           (SELECT count(*) FROM operation_delivery_holds h
+            WHERE NOT EXISTS (SELECT 1 FROM operation_subscribers s WHERE s.name = h.subscriber))::int AS holds`);
+  return rows[0];
+}
+
+/**
+ * Deadlocks PostgreSQL has counted in this database. Each backend reports its victims when it is
+ * next idle for a while, and at exit at the latest: read it once the backends that may have been
+ * victims have ended (endBackends).
+ */
+export async function deadlocks(pool: Pool): Promise<number> {
+  const { rows } = await pool.query(
+    `SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  return rows[0].n;
+}
+
+/** Ends `ending` (a pool of application `applicationName`) and resolves once its backends are gone. */
+export async function endBackends(pool: Pool, ending: Pool, applicationName: string): Promise<void> {
+  await ending.end();
+  await waitFor(`the backends of ${applicationName} to exit`, async () => {
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`,
+      [applicationName],
+    );
+    return rows[0].n === 0;
+  });
+}

@@ -21,11 +21,14 @@ export interface WrittenEvent extends OutboxEvent {
   heldFor: { subscriber: string; hold: string }[];
 }
 
-/** A delivery the relay claimed: the event, whom it is for, and the attempt number it was claimed with. */
+/** A delivery the relay claimed: the event, whom it is for, and the attempt numbers it was claimed with. */
 export interface ClaimedDelivery {
   event: OutboxEvent;
   subscriber: string;
+  /** The row's attempts counted with this claim: it names the claim (see DeliveryRef). */
   attempts: number;
+  /** This attempt within the delivery's budget: 1 for the first since it was written or last redelivered. */
+  attempt: number;
 }
 
 /**
@@ -53,16 +56,21 @@ export interface NewOutboxEvent {
 export const WANTS_TOPIC = sql`(s.topics IS NULL OR cardinality(s.topics) = 0 OR e.topic = ANY(s.topics))`;
 
 /**
- * CTEs `events`, `owed`, `deliveries` and `holds`: inserts the events `source` selects (columns
- * tenant_id, topic, aggregate_id, payload); for each registered subscriber whose topics include an
- * event's, a delivery row due at once — or, for the writing process's own (inline) subscribers,
- * one hold per subscriber naming all of the statement's events it wants, kept from the relays for
- * `inline.leaseMs`. And `relays_woken`, a notification on OUTBOX_CHANNEL per subscriber that got a
- * delivery row, run by WRITTEN_EVENTS. Every statement that writes events writes them through
- * this, so no event can be written without what it owes each subscriber.
+ * CTEs `events`, `subscribed`, `owed`, `deliveries` and `holds`: inserts the events `source`
+ * selects (columns tenant_id, topic, aggregate_id, payload); for each registered subscriber whose
+ * topics include an event's, a delivery row due at once — or, for the writing process's own
+ * (inline) subscribers, one hold per subscriber naming all of the statement's events it wants,
+ * kept from the relays for `inline.leaseMs`. And `relays_woken`, a notification on OUTBOX_CHANNEL
+ * per subscriber that got a delivery row, run by WRITTEN_EVENTS. Every statement that writes
+ * events writes them through this, so no event can be written without what it owes each subscriber.
  *
  * A hold is one row where delivery rows would be one per event, each written twice (created, then
  * marked delivered): the cost of an event to a subscriber that takes it at once is one array entry.
+ *
+ * The subscribers owed something are held FOR KEY SHARE until the statement's transaction ends,
+ * each once (not once per event): a removal (operation_subscribers_remove in the migrations) waits
+ * for them, and one under way makes this wait, then skip the subscriber it deleted — so no row
+ * is written for a subscriber no longer registered. Key share conflicts only with the removal.
  */
 export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
   const local = [...inline.subscribers];
@@ -71,10 +79,14 @@ export function recordEvents(t: Tables, source: Sql, inline: Inline): Sql {
       INSERT INTO ${t.outbox} (tenant_id, topic, aggregate_id, payload)
       ${source}
       RETURNING id, tenant_id, topic, aggregate_id, payload, created_at
+    ), subscribed AS MATERIALIZED (
+      SELECT s.name, s.topics FROM ${t.subscribers} s
+      WHERE EXISTS (SELECT 1 FROM events e WHERE ${WANTS_TOPIC})
+      FOR KEY SHARE OF s
     ), owed AS (
       SELECT e.id AS event_id, s.name AS subscriber, s.name = ANY(${local}::text[]) AS inline
       FROM events e
-      JOIN ${t.subscribers} s ON ${WANTS_TOPIC}
+      JOIN subscribed s ON ${WANTS_TOPIC}
     ), deliveries AS (
       INSERT INTO ${t.deliveries} (event_id, subscriber, available_at)
       SELECT event_id, subscriber, ${dueAt()} FROM owed WHERE NOT inline
@@ -182,14 +194,14 @@ export function registrationCommitted(t: Tables, names: readonly string[]): Sql 
     WHERE name = ANY(${names}::text[]) AND registered_at = ${REGISTERING}`;
 }
 
-/** Forgets a subscriber and every delivery still owed to it (rows and holds). */
+/**
+ * Forgets a subscriber and every delivery still owed to it (rows and holds), in a function of the
+ * migrations (operation_subscribers_remove) whose steps are statements of their own: the row
+ * first, which waits for every write that owes the subscriber something (see recordEvents), then
+ * what those writes left, seen by a later snapshot.
+ */
 export function removeSubscriber(t: Tables, name: string): Sql {
-  return sql`
-    WITH gone AS (DELETE FROM ${t.deliveries} WHERE subscriber = ${name} RETURNING 1),
-         unheld AS (DELETE FROM ${t.holds} WHERE subscriber = ${name} RETURNING cardinality(event_ids) AS n),
-         removed AS (DELETE FROM ${t.subscribers} WHERE name = ${name} RETURNING 1)
-    SELECT (SELECT count(*) FROM removed)::int AS "removed",
-           ((SELECT count(*) FROM gone) + (SELECT COALESCE(sum(n), 0) FROM unheld))::int AS "deliveries"`;
+  return sql`SELECT r.removed AS "removed", r.deliveries AS "deliveries" FROM ${t.removeSubscriber}(${name}::text) r`;
 }
 
 /**
@@ -201,12 +213,22 @@ export function removeSubscriber(t: Tables, name: string): Sql {
  */
 export function replayEvents(t: Tables, subscriber: string, since: Date | undefined): Sql {
   return sql`
-    WITH added AS (
-      INSERT INTO ${t.deliveries} (event_id, subscriber)
-      SELECT e.id, s.name FROM ${t.subscribers} s
+    WITH registered AS MATERIALIZED (
+      -- Held as recordEvents holds it: a removal waits for this, or this skips what it removed.
+      SELECT s.name, s.topics, s.registered_at FROM ${t.subscribers} s WHERE s.name = ${subscriber}
+      FOR KEY SHARE OF s
+    ), replayed AS MATERIALIZED (
+      -- Each event held as the new row's foreign key would hold it, but before the insert: one
+      -- retention deletes meanwhile is skipped here, where the foreign key would fail the replay.
+      SELECT e.id, s.name FROM registered s
       JOIN ${t.outbox} e ON e.created_at <= s.registered_at
         AND ${WANTS_TOPIC}
-      WHERE s.name = ${subscriber} AND e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
+      WHERE e.created_at >= COALESCE(${since ?? null}::timestamptz, '-infinity')
+      ORDER BY e.id
+      FOR KEY SHARE OF e
+    ), added AS (
+      INSERT INTO ${t.deliveries} (event_id, subscriber)
+      SELECT r.id, r.name FROM replayed r
       ON CONFLICT DO NOTHING
       RETURNING 1)
     SELECT count(*)::int AS "added" FROM added`;
@@ -229,7 +251,7 @@ export function claimDeliveries(t: Tables, subscriber: string, limit: number, le
   return sql`
     SELECT c.claimed_event_id::text AS "id", c.claimed_tenant_id AS "tenantId", c.claimed_topic AS "topic",
            c.claimed_aggregate_id::text AS "aggregateId", c.claimed_payload AS "payload",
-           c.claimed_created_at AS "createdAt", c.claimed_attempts AS "attempts"
+           c.claimed_created_at AS "createdAt", c.claimed_attempts AS "attempts", c.claimed_attempt AS "attempt"
     FROM ${t.claimDeliveries}(${subscriber}::text, ${limit}::int, ${HOLDS_PER_CLAIM}::int, ${leaseMs / 1000}::float8) c
     ORDER BY c.claimed_event_id`;
 }
@@ -306,16 +328,30 @@ export interface DeadFilter {
   tenantId?: string;
 }
 
-/** Dead deliveries due again, with a fresh budget of attempts. */
+/**
+ * Dead deliveries due again, with a fresh budget of attempts. `attempts` keeps counting — it names
+ * each claim, and a relay stalled since an earlier one must not find its number again — and the
+ * budget counts from `spent_attempts`, moved up to it. Each event is held FOR KEY SHARE, as a new
+ * delivery row's foreign key holds it: retention, which deletes the event under its lock and
+ * decides only after taking it, either sees the revived row or has deleted the event before this
+ * gets to it (then it is not revived, nor counted). Rows are locked in key order, as a relay's
+ * records lock them.
+ */
 export function redeliverDead(t: Tables, filter: DeadFilter): Sql {
   return sql`
-    WITH revived AS (
-      UPDATE ${t.deliveries} d SET dead_at = NULL, attempts = 0, available_at = ${dueAt()}
-      FROM ${t.outbox} e
-      WHERE e.id = d.event_id AND d.dead_at IS NOT NULL
+    WITH locked AS MATERIALIZED (
+      SELECT d.event_id, d.subscriber FROM ${t.deliveries} d
+      JOIN ${t.outbox} e ON e.id = d.event_id
+      WHERE d.dead_at IS NOT NULL
         AND (${filter.subscriber ?? null}::text IS NULL OR d.subscriber = ${filter.subscriber ?? null})
         AND (${filter.eventIds ?? null}::bigint[] IS NULL OR d.event_id = ANY(${filter.eventIds ?? null}::bigint[]))
         AND (${filter.tenantId ?? null}::text IS NULL OR e.tenant_id = ${filter.tenantId ?? null})
+      ORDER BY d.event_id, d.subscriber
+      FOR KEY SHARE OF e FOR UPDATE OF d
+    ), revived AS (
+      UPDATE ${t.deliveries} d SET dead_at = NULL, spent_attempts = d.attempts, available_at = ${dueAt()}
+      FROM locked l
+      WHERE d.event_id = l.event_id AND d.subscriber = l.subscriber AND d.dead_at IS NOT NULL
       RETURNING 1)
     SELECT count(*)::int AS "redelivered" FROM revived`;
 }

@@ -8,6 +8,15 @@
 // a batch or operation with an event still owed to a subscriber (a delivery row or a hold) or dead
 // for less than the policy's time, an event not yet delivered to every subscriber. A batch goes in
 // one statement with all of its children and all of their events (deliveries go with their events).
+//
+// Each statement locks what it may delete in the one lock order (transitions.ts): children, then
+// batches, then events, then their delivery rows — every lock SKIP LOCKED, so retention never waits
+// for a row and so is never part of a deadlock; a row another transaction holds keeps its batch
+// (or operation, or event) for a later pass. What decides is checked on the rows as locked: a
+// batch's and its children's status by the locks themselves (a locked row is read as it is now),
+// the events' deliveries and holds by operation_outbox_prune in the migrations, whose snapshot is
+// taken after the events are locked (one taken before would miss a delivery revived or written
+// in between, and delete it with its event).
 import type { RetentionPolicy } from "../../domain/retention";
 import type { Tables } from "../tables";
 import { raw, sql, TERMINAL, type Sql } from "./shared";
@@ -82,11 +91,11 @@ function deadKept(policy: RetentionPolicy): Sql {
     : sql`d.dead_at >= now() - ${seconds(policy.deadEventSeconds)}`;
 }
 
-/** What a finished-row pruning step returns (its CTEs: looked_at, window_rows and the gone_*). */
+/** What a finished-row pruning step returns (its CTEs: looked_at, window_rows, pruned and the gone_*). */
 const stepColumns = (chunkSize: number) => sql`
   (SELECT count(*) FROM gone_batches)::int AS "batches",
   (SELECT count(*) FROM gone_operations)::int AS "operations",
-  (SELECT count(*) FROM gone_events)::int AS "events",
+  (SELECT COALESCE(sum(events), 0) FROM pruned)::int AS "events",
   (SELECT count(*) FROM window_rows)::int AS "scanned",
   (SELECT count(*) FROM window_rows) = (SELECT count(*) FROM looked_at)
     AND (SELECT count(*) FROM looked_at) < ${chunkSize} AS "reachedEnd",
@@ -94,9 +103,40 @@ const stepColumns = (chunkSize: number) => sql`
    ORDER BY w.finished_at DESC, w.id DESC LIMIT 1) AS "next"`;
 
 /**
+ * CTEs `members` (the relation `members` selects: `aggregate_id`, and `grp`, the group it belongs
+ * to — a batch, or an operation), `member_events` (their events, locked in id order, skipping any
+ * another transaction holds), `whole` (the groups all of whose events were locked) and `pruned`:
+ * the groups whose events operation_outbox_prune deleted — `id`, and `events`, how many — having
+ * decided with a snapshot taken after those locks.
+ */
+function pruneEventsOf(t: Tables, policy: RetentionPolicy, members: Sql): Sql {
+  return sql`
+    members AS MATERIALIZED (${members}),
+    member_events AS MATERIALIZED (
+      SELECT e.id, m.grp FROM ${t.outbox} e JOIN members m ON m.aggregate_id = e.aggregate_id
+      WHERE e.aggregate_id = ANY (ARRAY(SELECT aggregate_id FROM members))
+      ORDER BY e.id
+      FOR UPDATE OF e SKIP LOCKED
+    ), whole AS (
+      SELECT DISTINCT m.grp FROM members m
+      WHERE NOT EXISTS (
+        SELECT 1 FROM members n JOIN ${t.outbox} e ON e.aggregate_id = n.aggregate_id
+        WHERE n.grp = m.grp AND e.id NOT IN (SELECT x.id FROM member_events x))
+    ), pruned AS MATERIALIZED (
+      SELECT p.pruned_group::uuid AS id, p.pruned_events AS events
+      FROM ${t.pruneOutbox}(
+        ARRAY(SELECT w.grp::text FROM whole w),
+        ARRAY(SELECT x.id FROM member_events x WHERE x.grp IN (SELECT w.grp FROM whole w) ORDER BY x.id),
+        ARRAY(SELECT x.grp::text FROM member_events x WHERE x.grp IN (SELECT w.grp FROM whole w) ORDER BY x.id),
+        ${policy.deadEventSeconds}::float8, NULL::float8) p
+    )`;
+}
+
+/**
  * Deletes expired finished batches with their children and events, from the oldest: looks at
  * batches after `after` until their children add up to `chunkSize` (at least one batch, however
- * large: a batch is never split). Batches another transaction holds are skipped.
+ * large: a batch is never split). Batches another transaction holds — or any of their children,
+ * events or delivery rows — are skipped.
  */
 export function pruneBatches(
   t: Tables,
@@ -116,7 +156,8 @@ export function pruneBatches(
     ), window_rows AS (
       -- Batches until their children add up to the chunk size (the first one whatever its size).
       SELECT id, finished_at FROM looked_at WHERE upto - child_count < ${policy.chunkSize}
-    ), chosen AS (
+    ), candidates AS MATERIALIZED (
+      -- As this statement's snapshot shows them; each is checked again below on its rows as locked.
       SELECT b.id FROM ${t.batches} b
       LEFT JOIN (${keepTable(policy)}) k ON k.type = b.type
       WHERE b.id IN (SELECT id FROM window_rows)
@@ -128,16 +169,32 @@ export function pruneBatches(
           policy,
           sql`SELECT b.id AS aggregate_id UNION ALL SELECT o.id FROM ${t.operations} o WHERE o.batch_id = b.id`,
         )}
+    ), children AS MATERIALIZED (
+      SELECT o.id, o.batch_id, o.status FROM ${t.operations} o
+      WHERE o.batch_id = ANY (ARRAY(SELECT id FROM candidates))
+      ORDER BY o.id
+      FOR UPDATE OF o SKIP LOCKED
+    ), chosen AS MATERIALIZED (
+      -- Batches all of whose children are locked, and finished as they are now.
+      SELECT b.id FROM ${t.batches} b
+      LEFT JOIN (${keepTable(policy)}) k ON k.type = b.type
+      WHERE b.id = ANY (ARRAY(
+          SELECT c.id FROM candidates c
+          WHERE NOT EXISTS (SELECT 1 FROM ${t.operations} o
+                            WHERE o.batch_id = c.id AND o.id NOT IN (SELECT ch.id FROM children ch))
+            AND NOT EXISTS (SELECT 1 FROM children ch WHERE ch.batch_id = c.id AND ch.status NOT IN ${TERMINAL})))
+        AND b.status IN ${TERMINAL} AND ${expired(policy, "b")}
+      ORDER BY b.id
       FOR UPDATE OF b SKIP LOCKED
-    ), gone_events AS (
-      DELETE FROM ${t.outbox} e
-      WHERE e.aggregate_id IN (SELECT id FROM chosen UNION ALL
-                               SELECT o.id FROM ${t.operations} o WHERE o.batch_id IN (SELECT id FROM chosen))
-      RETURNING 1
-    ), gone_operations AS (
-      DELETE FROM ${t.operations} o WHERE o.batch_id IN (SELECT id FROM chosen) RETURNING 1
+    ), ${pruneEventsOf(
+      t,
+      policy,
+      sql`SELECT c.id AS aggregate_id, c.id AS grp FROM chosen c
+          UNION ALL SELECT ch.id, ch.batch_id FROM children ch WHERE ch.batch_id IN (SELECT id FROM chosen)`,
+    )}, gone_operations AS (
+      DELETE FROM ${t.operations} o WHERE o.batch_id IN (SELECT id FROM pruned) RETURNING 1
     ), gone_batches AS (
-      DELETE FROM ${t.batches} b WHERE b.id IN (SELECT id FROM chosen) RETURNING 1
+      DELETE FROM ${t.batches} b WHERE b.id IN (SELECT id FROM pruned) RETURNING 1
     )
     SELECT ${stepColumns(policy.chunkSize)}`;
 }
@@ -156,17 +213,17 @@ export function pruneOperations(
         ${after ? sql`AND (o.finished_at, o.id) > (${after.finishedAt}::timestamptz, ${after.id}::uuid)` : sql``}
       ORDER BY o.finished_at, o.id
       LIMIT ${policy.chunkSize}
-    ), window_rows AS (SELECT * FROM looked_at), chosen AS (
+    ), window_rows AS (SELECT * FROM looked_at), chosen AS MATERIALIZED (
       SELECT o.id FROM ${t.operations} o
       LEFT JOIN (${keepTable(policy)}) k ON k.type = o.type
       WHERE o.id IN (SELECT id FROM window_rows) AND o.batch_id IS NULL
         AND o.status IN ${TERMINAL} AND ${expired(policy, "o")}
         AND ${eventsSettled(t, policy, sql`SELECT o.id AS aggregate_id`)}
+      ORDER BY o.id
       FOR UPDATE OF o SKIP LOCKED
-    ), gone_events AS (
-      DELETE FROM ${t.outbox} e WHERE e.aggregate_id IN (SELECT id FROM chosen) RETURNING 1
-    ), gone_operations AS (
-      DELETE FROM ${t.operations} o WHERE o.id IN (SELECT id FROM chosen) RETURNING 1
+    ), ${pruneEventsOf(t, policy, sql`SELECT c.id AS aggregate_id, c.id AS grp FROM chosen c`)},
+    gone_operations AS (
+      DELETE FROM ${t.operations} o WHERE o.id IN (SELECT id FROM pruned) RETURNING 1
     ), gone_batches AS (SELECT 1 WHERE false)
     SELECT ${stepColumns(policy.chunkSize)}`;
 }
@@ -192,7 +249,8 @@ export function pruneEvents(t: Tables, policy: RetentionPolicy, after: EventCurs
         ${after ? sql`AND (e.created_at, e.id) > (${after.createdAt}::timestamptz, ${after.id}::bigint)` : sql``}
       ORDER BY e.created_at, e.id
       LIMIT ${policy.chunkSize}
-    ), chosen AS (
+    ), chosen AS MATERIALIZED (
+      -- As this statement's snapshot shows them; operation_outbox_prune checks again once locked.
       SELECT e.id FROM ${t.outbox} e
       WHERE e.id IN (SELECT id FROM looked_at)
         AND NOT EXISTS (
@@ -201,11 +259,15 @@ export function pruneEvents(t: Tables, policy: RetentionPolicy, after: EventCurs
                  OR d.delivered_at >= now() - ${keptDelivered}
                  OR ${deadKept(policy)}))
         AND NOT ${held(t)}
+      ORDER BY e.id
       FOR UPDATE OF e SKIP LOCKED
     ), gone_events AS (
-      DELETE FROM ${t.outbox} e WHERE e.id IN (SELECT id FROM chosen) RETURNING 1
+      SELECT p.pruned_events FROM ${t.pruneOutbox}(
+        ARRAY(SELECT c.id::text FROM chosen c ORDER BY c.id), ARRAY(SELECT c.id FROM chosen c ORDER BY c.id),
+        ARRAY(SELECT c.id::text FROM chosen c ORDER BY c.id),
+        ${policy.deadEventSeconds}::float8, ${policy.deliveredEventSeconds}::float8) p
     )
-    SELECT (SELECT count(*) FROM gone_events)::int AS "events",
+    SELECT (SELECT COALESCE(sum(pruned_events), 0) FROM gone_events)::int AS "events",
            (SELECT count(*) FROM looked_at)::int AS "scanned",
            (SELECT count(*) FROM looked_at) < ${policy.chunkSize} AS "reachedEnd",
            (SELECT json_build_object('createdAt', l.created_at, 'id', l.id::text) FROM looked_at l

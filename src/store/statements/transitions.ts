@@ -7,6 +7,28 @@
 // just claimed). So a concurrent change makes a row move from its real status, or fall out.
 // A worker's outcomes follow the same rule in a function (operations_finish in the migrations),
 // whose plans do not depend on the statistics; what follows from any move is built here.
+//
+// The lock order, kept by every statement here and by every operator action and retention: each
+// kind of row is locked in key order, and no transaction takes a kind above one it holds.
+//   1. operations, by id — a move's rows, with fail_fast's siblings in the same pass
+//      (operations_lock_with_siblings); a retry locks its rows in a statement of its own first
+//      (lockFinished), then moves them;
+//   2. batches, by id (`batches_locked` below);
+//   3. subscribers: FOR KEY SHARE by every statement that writes delivery rows or holds for them
+//      (outbox.ts: recordEvents, replayEvents), deleted by a removal (operation_subscribers_remove),
+//      which holds nothing else yet; registrations update them without touching the key, which
+//      conflicts with neither;
+//   4. holds, by id (a removal; a settle and a relay's takeover, each of its own holds);
+//   5. delivery rows, by (event_id, subscriber): a relay's claims and records, redeliverDead, a
+//      removal.
+// Events are locked FOR UPDATE by retention only, and retention takes all of its locks — children,
+// batches, events, delivery rows, in this order — SKIP LOCKED: it never waits, so it is never in a
+// deadlock. Everyone else holds an event FOR KEY SHARE at most (redeliverDead, and a new delivery
+// row's foreign key), which conflicts with retention alone. So: cancel, retry, a group commit and
+// the reaper take 1, 2, 3; retryBatch 1, 2, 3 and 3 again (its event); a removal 3, 4, 5;
+// replayEvents 3, then events, 5; redeliverDead events, 5; retention 1, 2, events, 5, skipping.
+// (Retention used to lock a batch, then delete its children: a retry holding the children and
+// waiting for the batch deadlocked with it, test/db/retention.test.ts.)
 import type { OperationStatus } from "../../domain/status";
 import type { Tables } from "../tables";
 import { recordEvents, WRITTEN_EVENTS, type Inline, type WrittenEvent } from "./outbox";
