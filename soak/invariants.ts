@@ -255,13 +255,15 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      SELECT 'hold', h.id::text, h.subscriber, false FROM operation_delivery_holds h
      WHERE NOT EXISTS (SELECT 1 FROM operation_subscribers s WHERE s.name = h.subscriber)`,
   );
-  // ... and a dead delivery that redeliverDead said it revived is delivered afterwards (unless its
-  // subscriber was removed since).
+  // ... and a dead delivery that redeliverDead said it revived is delivered afterwards (unless it
+  // died again, or its subscriber was removed since).
   await expectNone(
     "dead delivery redeliverDead revived, never delivered",
     `SELECT v.event_id, v.subscriber FROM soak_revivals v
      WHERE NOT EXISTS (SELECT 1 FROM soak_deliveries r WHERE r.event_id = v.event_id AND r.subscriber = v.subscriber
                        AND extract(epoch FROM r.at) * 1000 > v.called)
+       AND NOT EXISTS (SELECT 1 FROM soak_pruned_dead p WHERE p.event_id = v.event_id AND p.subscriber = v.subscriber
+                       AND extract(epoch FROM p.dead_at) * 1000 > v.called)
        AND NOT EXISTS (SELECT 1 FROM soak_removals m WHERE m.subscriber = v.subscriber AND m.returned > v.called)`,
   );
   return violations;

@@ -130,6 +130,8 @@ const counts = {
 // --- what the checks compare with, in the soak's clock (see shared.ts) -------------------------------
 
 const runs = new Map<string, RunStart & { stop?: RunStop }>();
+/** Per batch, how many runs of its children have started. */
+const batchRuns = new Map<string, number>();
 /** Runs started and not stopped, of live processes: what a partition should cut. */
 const openRuns = new Map<string, RunStart>();
 const lives: { node: string; pid: number; started: number; exited: number; how: string }[] = [];
@@ -179,6 +181,8 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
       else if (message.kind === "start") {
         runs.set(message.run.runId, message.run);
         openRuns.set(message.run.runId, message.run);
+        const batch = message.run.batchId;
+        if (batch) batchRuns.set(batch, (batchRuns.get(batch) ?? 0) + 1);
       } else {
         const run = runs.get(message.stop.runId);
         if (run) run.stop = message.stop;
@@ -394,8 +398,8 @@ async function main(): Promise<void> {
         if (id) await retried(id, async () => ops.retryBatch(await tenantOf(id, "batch"), id));
       },
     ],
-    // A user's second thoughts: a large batch cancelled while the nodes are taking it up (a
-    // claim holds rows ahead of its free slots until their turn).
+    // A user's second thoughts: a large batch of 20–200 ms children cancelled while the nodes
+    // work through it (a claim holds rows ahead of its free slots until their turn).
     [
       "submitThenCancel",
       3,
@@ -403,10 +407,16 @@ async function main(): Promise<void> {
         const result = await ops.submitBatch({
           tenantId: pick(["bank-a", "bank-b", "bank-c"]),
           type: "soak.task",
-          items: Array.from({ length: 100 + Math.floor(random() * 100) }, (_, n) => task(n)),
+          items: Array.from({ length: 100 + Math.floor(random() * 100) }, (_, n) => ({
+            n,
+            mode: "slow" as const,
+            ms: 20 + Math.floor(random() * 180),
+          })),
         });
         cancelledOnPurpose.push(result.batch.id);
-        await sleep(random() * 1_500);
+        // Once ten of its children have started (or 5 s have passed), the nodes are draining it.
+        const until = Date.now() + 5_000;
+        while ((batchRuns.get(result.batch.id) ?? 0) < 10 && Date.now() < until) await sleep(20);
         await cancelled(result.batch.id, result.batch.tenantId, (tenant) =>
           canceller.cancelBatch(tenant, result.batch.id),
         );
@@ -537,7 +547,8 @@ async function main(): Promise<void> {
   await occasionalWriter.ready();
 
   const recent = <T>(list: T[]) => list.slice(-6);
-  const deadline = started + seconds * 1000;
+  // N seconds of chaos from now, however long the nodes took to start on a busy machine.
+  const deadline = Date.now() + seconds * 1000;
 
   async function someChildren(): Promise<string[]> {
     const { rows } = await check.query(
@@ -597,7 +608,7 @@ async function main(): Promise<void> {
     while (Date.now() < deadline - 3_000) {
       await sleep(1_500 + random() * 2_500);
       const roll = random();
-      if (roll < 0.4) {
+      if (roll < 0.35) {
         const index = Math.floor(random() * nodes.length);
         const victim = nodes[index];
         if (!victim) continue;
@@ -608,7 +619,7 @@ async function main(): Promise<void> {
         await sleep(300 + random() * 1_200);
         nodes[index] = await launch(victim.id);
         counts.faults.restart!++;
-      } else if (roll < 0.8) {
+      } else if (roll < 0.7) {
         const { rows } = await check.query(
           `SELECT pid FROM pg_stat_activity
            WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'soak-%'

@@ -228,9 +228,9 @@ export const SOAK_TABLES = `
   CREATE TABLE soak_pruned_batches (id uuid NOT NULL, tenant_id text NOT NULL);
   CREATE TABLE soak_pruned_operations (id uuid NOT NULL, batch_id uuid, status text NOT NULL, attempts int NOT NULL,
                                        error_name text, error_head text);
-  CREATE TABLE soak_pruned_dead (event_id bigint NOT NULL, subscriber text NOT NULL);
+  CREATE TABLE soak_pruned_dead (event_id bigint NOT NULL, subscriber text NOT NULL, dead_at timestamptz NOT NULL);
   CREATE FUNCTION soak_keep_dead() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN INSERT INTO soak_pruned_dead VALUES (OLD.event_id, OLD.subscriber); RETURN OLD; END $$;
+    BEGIN INSERT INTO soak_pruned_dead VALUES (OLD.event_id, OLD.subscriber, OLD.dead_at); RETURN OLD; END $$;
   CREATE FUNCTION soak_keep_event() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN INSERT INTO soak_pruned_events SELECT OLD.*; RETURN OLD; END $$;
   CREATE FUNCTION soak_keep_batch() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -300,18 +300,29 @@ describe("the soak's invariant checks", () => {
   it("excuse an event its subscriber never received when its delivery died and was pruned", async () => {
     const known = await settledHistory();
     await db.pool.query(
-      `INSERT INTO soak_pruned_dead SELECT event_id, subscriber FROM soak_deliveries
+      `INSERT INTO soak_pruned_dead SELECT event_id, subscriber, now() FROM soak_deliveries
        WHERE event_id = (SELECT max(event_id) FROM soak_deliveries);
        DELETE FROM soak_deliveries WHERE event_id = (SELECT max(event_id) FROM soak_deliveries)`,
     );
     expect(await violations(known)).toEqual([]);
   });
 
-  it("excuse a revived delivery never delivered once its subscriber was removed", async () => {
+  it("excuse a revived delivery never delivered once it died again, or its subscriber was removed", async () => {
     const known = await settledHistory();
     await db.pool.query(
-      `INSERT INTO soak_revivals SELECT min(id), 'recorder', ${NOW_MS}, ${NOW_MS} FROM operation_outbox;
-       INSERT INTO soak_removals VALUES ('recorder', ${NOW_MS} + 1, ${NOW_MS} + 2)`,
+      `INSERT INTO soak_revivals SELECT min(id), 'recorder', ${NOW_MS}, ${NOW_MS} FROM operation_outbox`,
+    );
+    expect((await violations(known)).join("\n")).toMatch(/revived, never delivered/);
+    await db.pool.query(
+      `INSERT INTO soak_pruned_dead SELECT min(id), 'recorder', clock_timestamp() - interval '1 minute' FROM operation_outbox`,
+    );
+    expect((await violations(known)).join("\n")).toMatch(/revived, never delivered/); // died before, not again
+    await db.pool.query(
+      `INSERT INTO soak_pruned_dead SELECT min(id), 'recorder', clock_timestamp() FROM operation_outbox`,
+    );
+    expect(await violations(known)).toEqual([]);
+    await db.pool.query(
+      `DELETE FROM soak_pruned_dead; INSERT INTO soak_removals VALUES ('recorder', ${NOW_MS} + 1, ${NOW_MS} + 2)`,
     );
     expect(await violations(known)).toEqual([]);
   });
