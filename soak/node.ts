@@ -12,6 +12,7 @@ import {
   NonRetryableError,
   preparedStatementNames,
   silentLogger,
+  snooze,
   type HandlerContext,
   type Payload,
 } from "../src";
@@ -34,6 +35,8 @@ const url = process.env.SOAK_DATABASE_URL!;
 const recordUrl = process.env.SOAK_RECORD_URL ?? url;
 const nodeId = process.env.SOAK_NODE_ID!;
 const retentionSeconds = Number(process.env.SOAK_RETENTION_SECONDS ?? 0);
+/** Whether this is the node the orchestrator partitions from the database. */
+const partitioned = process.env.SOAK_PARTITIONED === "1";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -64,8 +67,14 @@ async function behave(payload: SoakPayload, context: HandlerContext): Promise<un
       throw new Error("broken: always fails");
     case "fatal":
       throw new NonRetryableError("fatal: not worth retrying");
-    case "slow":
     case "long":
+      // A long run's first attempt is the partitioned node's (the others hand it back for later
+      // without using the attempt), so that it runs some when it is cut; a run again after a cut
+      // goes to any node.
+      if (context.attempt === 1 && !partitioned) throw snooze(200);
+      await sleep(payload.ms, context.signal);
+      return { n: payload.n, slept: payload.ms };
+    case "slow":
       await sleep(payload.ms, context.signal);
       return { n: payload.n, slept: payload.ms };
     case "stuck":

@@ -159,6 +159,7 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
       SOAK_RECORD_URL: urls.record,
       SOAK_NODE_ID: id,
       SOAK_RETENTION_SECONDS: String(retentionSeconds),
+      SOAK_PARTITIONED: id === partitioned ? "1" : "0",
     },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -638,15 +639,15 @@ async function main(): Promise<void> {
 
   /**
    * Cuts the partitioned node off PostgreSQL for longer than its lease (its rows are reaped and
-   * claimed elsewhere meanwhile), while it runs long handlers (four more are submitted when it runs
-   * none, and it gets 5 s to take one up), then heals.
+   * claimed elsewhere meanwhile), while it runs long handlers (whose first attempts only it runs:
+   * two more are submitted when it runs none, and it gets 5 s to take one up), then heals.
    */
   async function partition(): Promise<void> {
     const node = nodes.find((candidate) => candidate?.id === partitioned);
     if (!node) return;
     const longRuns = () =>
       [...openRuns.values()].filter((run) => run.node === partitioned && run.mode === "long").length;
-    if (longRuns() === 0) await Promise.all([1, 2, 3, 4].map(() => submitLong().catch(() => undefined)));
+    if (longRuns() === 0) await Promise.all([1, 2].map(() => submitLong().catch(() => undefined)));
     const until = Date.now() + 5_000;
     while (longRuns() === 0 && Date.now() < until) await sleep(100);
     const kind: CutKind = random() < 0.5 ? "blackhole" : "reset";

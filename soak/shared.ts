@@ -12,6 +12,7 @@ import { defineOperationType } from "../src";
  * - slow: runs 20–200 ms, honouring its signal
  * - stuck: outruns its type's timeout on the first attempt, then succeeds
  * - long: runs `ms` (seconds, for soak.long), honouring its signal: the runs a partition cuts
+ *   (a first attempt runs on the partitioned node only; the others snooze it)
  * - nulError, surrogateError, hugeError: throw errors whose text PostgreSQL cannot store as it is —
  *   a message with a NUL (JSON.parse's own SyntaxError), a lone surrogate (in the name too; this
  *   one is a NonRetryableError), a 1 MB message — on every attempt
