@@ -20,14 +20,17 @@ export interface Known {
 }
 
 /**
- * Whether run `r` may have lost its outcome for a reason of the soak's making: its process died, or
- * its node was partitioned, between its start and `leaseMs` + 2 s after it stopped.
+ * Whether run `r` may have lost its outcome for a reason of the soak's making, or the machine's:
+ * its process died, its node was partitioned, or its process (or the orchestrator proxying it)
+ * stood still, between its start and `leaseMs` + 2 s after it stopped.
  */
 const disturbed = (r: string) => `(
   EXISTS (SELECT 1 FROM soak_lives l WHERE l.node = ${r}.node AND l.pid = ${r}.pid
           AND l.exited BETWEEN ${r}.started AND ${r}.stopped + $1::float8 + 2000)
   OR EXISTS (SELECT 1 FROM soak_partitions p WHERE p.node = ${r}.node
-             AND p.cut <= ${r}.stopped + $1::float8 + 2000 AND p.restored >= ${r}.started))`;
+             AND p.cut <= ${r}.stopped + $1::float8 + 2000 AND p.restored >= ${r}.started)
+  OR EXISTS (SELECT 1 FROM soak_stalls s WHERE s.node = ${r}.node AND (s.pid IS NULL OR s.pid = ${r}.pid)
+             AND s.began <= ${r}.stopped + $1::float8 + 2000 AND s.ended >= ${r}.started))`;
 
 export async function checkInvariants(db: Pool, known: Known): Promise<string[]> {
   const violations: string[] = [];
@@ -187,12 +190,13 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      GROUP BY 1, 2 HAVING count(*) > 1`,
   );
   // No handler ran for an operation cancelled before it was claimed: its operation.cancelled event
-  // says attempts 0 (never claimed since it was submitted or last re-queued), so no run may have
-  // started since that re-queue — unless it was re-queued again afterwards.
+  // says attempts 0 (never claimed since it was submitted or last re-queued, but for claims handed
+  // back by a snooze, which use no attempt), so no run that did not snooze may have started since
+  // that re-queue — unless it was re-queued again afterwards.
   await expectNone(
     "handler ran for an operation cancelled before any claim",
     `SELECT e.aggregate_id, r.started_at FROM soak_all_events e
-     JOIN soak_runs r ON r.operation_id = e.aggregate_id
+     JOIN soak_runs r ON r.operation_id = e.aggregate_id AND r.outcome IS DISTINCT FROM 'snoozed'
      WHERE e.topic = 'operation.cancelled' AND (e.payload->>'attempts')::int = 0
        AND r.started_at > COALESCE((SELECT max(q.created_at) FROM soak_all_events q
                                     WHERE q.id < e.id AND q.topic = 'operation.retried' AND q.aggregate_id = e.aggregate_id),
@@ -276,6 +280,8 @@ export interface RunMeasures {
    * retry of it since — and the longest time from such a cancel's return to the start.
    */
   startsAfterCancel: { count: number; maxMs: number };
+  /** Event-loop stalls of STALL_MS or more (nodes' and the orchestrator's): how busy the machine was. */
+  stalls: { count: number; maxMs: number };
 }
 
 export async function measureRuns(db: Pool): Promise<RunMeasures> {
@@ -288,5 +294,8 @@ export async function measureRuns(db: Pool): Promise<RunMeasures> {
                         AND q.returned > c.called AND q.called < r.started)
       GROUP BY r.run_id)
     SELECT count(*)::int AS count, COALESCE(round(max(delay)), 0)::int AS "maxMs" FROM late`);
-  return { startsAfterCancel: rows[0] };
+  const { rows: stalls } = await db.query(
+    `SELECT count(*)::int AS count, COALESCE(round(max(ended - began)), 0)::int AS "maxMs" FROM soak_stalls`,
+  );
+  return { startsAfterCancel: rows[0], stalls: stalls[0] };
 }

@@ -12,6 +12,7 @@ import {
   NonRetryableError,
   preparedStatementNames,
   silentLogger,
+  Snooze,
   snooze,
   type HandlerContext,
   type Payload,
@@ -27,6 +28,7 @@ import {
   type NodeMessage,
   type RunStop,
   type SoakTypes,
+  watchStalls,
 } from "./shared";
 
 type SoakPayload = Payload<SoakTypes["soak.task"]>;
@@ -167,7 +169,8 @@ async function main(): Promise<void> {
       stop = { outcome: context.signal.aborted ? "aborted" : "returned", errorHead: null };
       return result;
     } catch (error) {
-      stop = { outcome: context.signal.aborted ? "aborted" : "threw", errorHead: errorHead(error) };
+      const outcome = error instanceof Snooze ? "snoozed" : context.signal.aborted ? "aborted" : "threw";
+      stop = { outcome, errorHead: errorHead(error) };
       throw error;
     } finally {
       void send({ kind: "stop", stop: { runId, at: clock(), ...stop } }).catch(() => undefined);
@@ -191,6 +194,7 @@ async function main(): Promise<void> {
     },
   });
   await worker.start();
+  watchStalls((began, ended) => void send({ kind: "stall", began, ended }).catch(() => undefined));
   await send({ kind: "ready", node: nodeId });
   process.on("SIGTERM", () => {
     void worker

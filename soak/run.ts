@@ -45,6 +45,7 @@ import {
   SOAK_TABLES,
   soakSubscribers,
   soakTypes,
+  watchStalls,
   type Mode,
   type NodeMessage,
   type RunStart,
@@ -136,6 +137,7 @@ const batchRuns = new Map<string, number>();
 const openRuns = new Map<string, RunStart>();
 const lives: { node: string; pid: number; started: number; exited: number; how: string }[] = [];
 const partitions: { node: string; kind: CutKind; cut: number; restored: number }[] = [];
+const stalls: { node: string; pid: number | null; began: number; ended: number }[] = [];
 const cancels: { target: string; called: number; returned: number }[] = [];
 const retries: { target: string; called: number; returned: number }[] = [];
 const revivals: { eventId: string; subscriber: string; called: number; returned: number }[] = [];
@@ -184,6 +186,8 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
         openRuns.set(message.run.runId, message.run);
         const batch = message.run.batchId;
         if (batch) batchRuns.set(batch, (batchRuns.get(batch) ?? 0) + 1);
+      } else if (message.kind === "stall") {
+        stalls.push({ node: id, pid: life.pid, began: message.began, ended: message.ended });
       } else {
         const run = runs.get(message.stop.runId);
         if (run) run.stop = message.stop;
@@ -262,6 +266,8 @@ async function main(): Promise<void> {
   const proxied = new URL(url);
   proxied.hostname = "127.0.0.1";
   proxied.port = String(await proxy.listen());
+  // This process's stalls hold up the partitioned node's traffic through the proxy.
+  watchStalls((began, ended) => stalls.push({ node: partitioned, pid: null, began, ended }));
   const launch = (id: string) =>
     startNode(id, { module: id === partitioned ? proxied.toString() : url, record: url });
   const nodes: (Node | undefined)[] = await Promise.all(
@@ -911,6 +917,15 @@ async function saveRecords(db: Pool): Promise<void> {
       column(lives, (l) => l.started),
       column(lives, (l) => l.exited),
       column(lives, (l) => l.how),
+    ],
+  );
+  await db.query(
+    `INSERT INTO soak_stalls SELECT * FROM unnest($1::text[], $2::int[], $3::float8[], $4::float8[])`,
+    [
+      column(stalls, (s) => s.node),
+      column(stalls, (s) => s.pid),
+      column(stalls, (s) => s.began),
+      column(stalls, (s) => s.ended),
     ],
   );
   await db.query(

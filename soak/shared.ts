@@ -185,21 +185,42 @@ export interface RunStart {
 
 /**
  * How a run stopped: its function returned or threw — "aborted" when its signal had fired by
- * then (the handlers honour it at once) — and the start of what it threw (printable text only).
+ * then (the handlers honour it at once), "snoozed" when it handed its claim back without using
+ * the attempt — and the start of what it threw (printable text only).
  */
 export interface RunStop {
   runId: string;
   at: number;
-  outcome: "returned" | "threw" | "aborted";
+  outcome: "returned" | "threw" | "aborted" | "snoozed";
   errorHead: string | null;
 }
 
 export type NodeMessage =
-  { kind: "ready"; node: string } | { kind: "start"; run: RunStart } | { kind: "stop"; stop: RunStop };
+  | { kind: "ready"; node: string }
+  | { kind: "start"; run: RunStart }
+  | { kind: "stop"; stop: RunStop }
+  | { kind: "stall"; began: number; ended: number };
+
+/**
+ * A process whose event loop stood still this long may have let a lease lapse (a node's heartbeats
+ * come every third of its lease): a stall is a reason of the machine's making, as a kill or a
+ * partition is of the soak's, for a run's outcome to be lost.
+ */
+export const STALL_MS = 1_000;
+
+/** Calls `report` with each stall of this process's event loop of STALL_MS or more. */
+export function watchStalls(report: (began: number, ended: number) => void): void {
+  let last = clock();
+  setInterval(() => {
+    const now = clock();
+    if (now - last >= STALL_MS + 100) report(last + 100, now);
+    last = now;
+  }, 100).unref();
+}
 
 /**
  * The soak's own tables. Times in float8 columns are the soak's `clock` (ms since the epoch):
- * handler runs as their nodes report them, node processes' lives, partitions, and what the clients
+ * handler runs as their nodes report them, node processes' lives and stalls, partitions, and what the clients
  * did that the checks compare with (cancels and retries that returned, dead deliveries revived,
  * removals of soak-occasional). The orchestrator writes them once the chaos is over.
  */
@@ -211,6 +232,8 @@ export const SOAK_TABLES = `
   CREATE TABLE soak_lives (node text NOT NULL, pid int NOT NULL, started float8 NOT NULL, exited float8 NOT NULL,
                            how text NOT NULL);
   CREATE TABLE soak_partitions (node text NOT NULL, kind text NOT NULL, cut float8 NOT NULL, restored float8 NOT NULL);
+  -- A node process's event loop standing still (pid null: the orchestrator's, which proxies the node).
+  CREATE TABLE soak_stalls (node text NOT NULL, pid int, began float8 NOT NULL, ended float8 NOT NULL);
   CREATE TABLE soak_cancels (target uuid NOT NULL, called float8 NOT NULL, returned float8 NOT NULL);
   CREATE TABLE soak_retries (target uuid NOT NULL, called float8 NOT NULL, returned float8 NOT NULL);
   CREATE TABLE soak_revivals (event_id bigint NOT NULL, subscriber text NOT NULL, called float8 NOT NULL,

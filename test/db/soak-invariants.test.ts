@@ -30,7 +30,7 @@ const NOW_MS = `extract(epoch FROM clock_timestamp()) * 1000`;
 async function settledHistory(): Promise<Known> {
   await db.pool.query(
     `TRUNCATE operation_deliveries, operation_delivery_holds, operation_subscribers, operation_outbox, operations,
-       operation_batches, soak_runs, soak_lives, soak_partitions, soak_cancels, soak_retries, soak_revivals,
+       operation_batches, soak_runs, soak_lives, soak_partitions, soak_stalls, soak_cancels, soak_retries, soak_revivals,
        soak_removals, soak_deliveries, soak_pruned_events, soak_pruned_batches, soak_pruned_operations,
        soak_pruned_dead RESTART IDENTITY`,
   );
@@ -279,7 +279,7 @@ describe("the soak's invariant checks", () => {
     );
   });
 
-  it("excuse a run again, or a lost lease, when the run's node was partitioned or died soon after it stopped", async () => {
+  it("excuse a run again, or a lost lease, when the run's node was partitioned or stalled soon after it stopped", async () => {
     const known = await settledHistory();
     await db.pool.query(
       `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started, stopped, outcome)
@@ -293,6 +293,23 @@ describe("the soak's invariant checks", () => {
     expect(found).toMatch(/failed with an error that is not its handler's/);
     await db.pool.query(
       `INSERT INTO soak_partitions SELECT 'w', 'blackhole', max(stopped) + 1000, max(stopped) + 5000 FROM soak_runs`,
+    );
+    expect(await violations(known)).toEqual([]);
+    await db.pool.query(
+      `DELETE FROM soak_partitions;
+       INSERT INTO soak_stalls SELECT 'w', 2, max(stopped) + 1000, max(stopped) + 2500 FROM soak_runs`,
+    );
+    expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/); // another pid's
+    await db.pool.query(`UPDATE soak_stalls SET pid = NULL`); // the orchestrator's, which proxies the node
+    expect(await violations(known)).toEqual([]);
+  });
+
+  it("excuse a snoozed run of an operation cancelled before any claim (a snooze uses no attempt)", async () => {
+    const known = await settledHistory();
+    await db.pool.query(
+      `INSERT INTO soak_runs (run_id, operation_id, node, pid, attempt, mode, started, stopped, outcome)
+       SELECT gen_random_uuid(), id, 'w', 1, 1, 'long', ${NOW_MS} - 60000, ${NOW_MS} - 59999, 'snoozed'
+       FROM operations WHERE status = 'cancelled' LIMIT 1`,
     );
     expect(await violations(known)).toEqual([]);
   });
@@ -329,15 +346,24 @@ describe("the soak's invariant checks", () => {
 
   it("count handler starts after the cancel covering them returned, unless retried in between", async () => {
     await settledHistory();
-    expect(await measureRuns(db.pool)).toEqual({ startsAfterCancel: { count: 0, maxMs: 0 } });
+    expect(await measureRuns(db.pool)).toEqual({
+      startsAfterCancel: { count: 0, maxMs: 0 },
+      stalls: { count: 0, maxMs: 0 },
+    });
     const late = `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started)
        SELECT gen_random_uuid(), o.id, o.batch_id, 'w', 1, 1, 'ok', c.returned + 250
        FROM soak_cancels c JOIN operations o ON o.batch_id = c.target`;
     await db.pool.query(late);
-    expect(await measureRuns(db.pool)).toEqual({ startsAfterCancel: { count: 1, maxMs: 250 } });
+    expect(await measureRuns(db.pool)).toEqual({
+      startsAfterCancel: { count: 1, maxMs: 250 },
+      stalls: { count: 0, maxMs: 0 },
+    });
     await db.pool.query(
       `INSERT INTO soak_retries SELECT target, returned + 100, returned + 120 FROM soak_cancels`,
     );
-    expect(await measureRuns(db.pool)).toEqual({ startsAfterCancel: { count: 0, maxMs: 0 } });
+    expect(await measureRuns(db.pool)).toEqual({
+      startsAfterCancel: { count: 0, maxMs: 0 },
+      stalls: { count: 0, maxMs: 0 },
+    });
   });
 });
