@@ -20,17 +20,38 @@ export interface Known {
 }
 
 /**
- * Whether run `r` may have lost its outcome for a reason of the soak's making, or the machine's:
- * its process died, its node was partitioned, or its process (or the orchestrator proxying it)
- * stood still, between its start and `leaseMs` + 2 s after it stopped.
+ * Messages of the module's in which a node says that an outcome was lost rather than why (the
+ * completer giving up on outcomes, a refused value, the reaper taking rows back): what the checks
+ * below look for, so they excuse nothing.
  */
-const disturbed = (r: string) => `(
-  EXISTS (SELECT 1 FROM soak_lives l WHERE l.node = ${r}.node AND l.pid = ${r}.pid
-          AND l.exited BETWEEN ${r}.started AND ${r}.stopped + $1::float8 + 2000)
-  OR EXISTS (SELECT 1 FROM soak_partitions p WHERE p.node = ${r}.node
-             AND p.cut <= ${r}.stopped + $1::float8 + 2000 AND p.restored >= ${r}.started)
+const OUTCOME_LOST = [
+  "could not record%",
+  "the database refused to store%",
+  "took back operations%",
+  "reconciled%",
+];
+
+/**
+ * Whether run `r` may have lost its outcome for a recorded reason, of the soak's making or the
+ * machine's, from a lease before it started (the claim or heartbeat its lease came from) until a
+ * lease and 2 s after it stopped: its process died, its node was partitioned, its process (or the
+ * orchestrator proxying it) stood still, the module logged trouble in its process (a heartbeat, a
+ * claim or LISTEN failing, an outcome rejected as late), or a run of its process was aborted for a
+ * lost lease. $1: the lease; $2: OUTCOME_LOST.
+ */
+const disturbed = (r: string) => {
+  const from = `${r}.started - $1::float8`;
+  const to = `${r}.stopped + $1::float8 + 2000`;
+  return `(
+  EXISTS (SELECT 1 FROM soak_lives l WHERE l.node = ${r}.node AND l.pid = ${r}.pid AND l.exited BETWEEN ${from} AND ${to})
+  OR EXISTS (SELECT 1 FROM soak_partitions p WHERE p.node = ${r}.node AND p.cut <= ${to} AND p.restored >= ${from})
   OR EXISTS (SELECT 1 FROM soak_stalls s WHERE s.node = ${r}.node AND (s.pid IS NULL OR s.pid = ${r}.pid)
-             AND s.began <= ${r}.stopped + $1::float8 + 2000 AND s.ended >= ${r}.started))`;
+             AND s.began <= ${to} AND s.ended >= ${from})
+  OR EXISTS (SELECT 1 FROM soak_logs g WHERE g.node = ${r}.node AND g.pid = ${r}.pid AND g.at BETWEEN ${from} AND ${to}
+             AND NOT g.message LIKE ANY ($2::text[]))
+  OR EXISTS (SELECT 1 FROM soak_runs x WHERE x.node = ${r}.node AND x.pid = ${r}.pid AND x.aborted_by = 'LeaseLost'
+             AND x.stopped BETWEEN ${from} AND ${to}))`;
+};
 
 export async function checkInvariants(db: Pool, known: Known): Promise<string[]> {
   const violations: string[] = [];
@@ -232,7 +253,7 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      WHERE a.outcome = 'returned' AND NOT ${disturbed("a")}
        AND NOT EXISTS (SELECT 1 FROM soak_retries q WHERE q.target IN (a.operation_id, a.batch_id)
                        AND q.returned > a.stopped AND q.called < b.started)`,
-    [known.leaseMs],
+    [known.leaseMs, OUTCOME_LOST],
   );
   // An operation that failed on an attempt whose handler returned or threw, on such a node, failed
   // with that run's outcome: the error it threw (its printable start), or the module's refusal of
@@ -246,7 +267,7 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      WHERE o.status = 'failed' AND r.outcome IN ('returned', 'threw') AND NOT ${disturbed("r")}
        AND (o.error_name IS NOT DISTINCT FROM 'LeaseExpired'
             OR (r.outcome = 'threw' AND left(o.error_head, length(r.error_head)) IS DISTINCT FROM r.error_head))`,
-    [known.leaseMs],
+    [known.leaseMs, OUTCOME_LOST],
   );
   // The operator races: nothing is owed to a subscriber that is not registered (no relay would
   // deliver it, and retention would keep its event and batch for ever) ...
@@ -282,6 +303,8 @@ export interface RunMeasures {
   startsAfterCancel: { count: number; maxMs: number };
   /** Event-loop stalls of STALL_MS or more (nodes' and the orchestrator's): how busy the machine was. */
   stalls: { count: number; maxMs: number };
+  /** The module's warnings and errors in the nodes, by message. */
+  nodeLogs: Record<string, number>;
 }
 
 export async function measureRuns(db: Pool): Promise<RunMeasures> {
@@ -297,5 +320,12 @@ export async function measureRuns(db: Pool): Promise<RunMeasures> {
   const { rows: stalls } = await db.query(
     `SELECT count(*)::int AS count, COALESCE(round(max(ended - began)), 0)::int AS "maxMs" FROM soak_stalls`,
   );
-  return { startsAfterCancel: rows[0], stalls: stalls[0] };
+  const { rows: logs } = await db.query(
+    `SELECT message, count(*)::int AS n FROM soak_logs GROUP BY message ORDER BY 2 DESC, 1`,
+  );
+  return {
+    startsAfterCancel: rows[0],
+    stalls: stalls[0],
+    nodeLogs: Object.fromEntries(logs.map((row: { message: string; n: number }) => [row.message, row.n])),
+  };
 }

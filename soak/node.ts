@@ -11,10 +11,10 @@ import {
   createOperations,
   NonRetryableError,
   preparedStatementNames,
-  silentLogger,
   Snooze,
   snooze,
   type HandlerContext,
+  type Logger,
   type Payload,
 } from "../src";
 import { PrismaClient } from "../src/generated/prisma/client";
@@ -113,6 +113,20 @@ async function behave(payload: SoakPayload, context: HandlerContext): Promise<un
   }
 }
 
+/** The module's warnings and errors, to the orchestrator: what a lost outcome's reason may be found in. */
+const forward =
+  (level: "warn" | "error") =>
+  (message: string, context?: Record<string, unknown>): void => {
+    const detail = typeof context?.error === "string" ? context.error.slice(0, 200) : null;
+    void send({ kind: "log", level, message, detail, at: clock() }).catch(() => undefined);
+  };
+const logger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: forward("warn"),
+  error: forward("error"),
+};
+
 async function main(): Promise<void> {
   // Node n1 runs as an app that gives the module no pool (every statement through Prisma, prepared
   // by the adapter); the others as the README's quick start does (the module's statements on the pool).
@@ -130,7 +144,7 @@ async function main(): Promise<void> {
     prisma,
     pool,
     types: soakTypes,
-    logger: silentLogger,
+    logger,
     outbox: { backoff: OUTBOX_BACKOFF, inlineLeaseMs: INLINE_LEASE_MS },
     subscribers: soakSubscribers(record, nodeId),
     // With --retention-seconds, finished history is kept that long: the soak shows the tables stay bounded.
@@ -163,7 +177,7 @@ async function main(): Promise<void> {
         at,
       },
     });
-    let stop: Omit<RunStop, "runId" | "at"> = { outcome: "threw", errorHead: null };
+    let stop: Omit<RunStop, "runId" | "at" | "abortedBy"> = { outcome: "threw", errorHead: null };
     try {
       const result = await behave(payload, context);
       stop = { outcome: context.signal.aborted ? "aborted" : "returned", errorHead: null };
@@ -173,7 +187,9 @@ async function main(): Promise<void> {
       stop = { outcome, errorHead: errorHead(error) };
       throw error;
     } finally {
-      void send({ kind: "stop", stop: { runId, at: clock(), ...stop } }).catch(() => undefined);
+      const at = clock();
+      const abortedBy = context.signal.aborted ? ((context.signal.reason as Error)?.name ?? null) : null;
+      void send({ kind: "stop", stop: { runId, at, abortedBy, ...stop } }).catch(() => undefined);
     }
   };
   // The module's defaults for everything that decides how soon a cancel reaches a claimed row

@@ -138,6 +138,14 @@ const openRuns = new Map<string, RunStart>();
 const lives: { node: string; pid: number; started: number; exited: number; how: string }[] = [];
 const partitions: { node: string; kind: CutKind; cut: number; restored: number }[] = [];
 const stalls: { node: string; pid: number | null; began: number; ended: number }[] = [];
+const logs: {
+  node: string;
+  pid: number;
+  at: number;
+  level: string;
+  message: string;
+  detail: string | null;
+}[] = [];
 const cancels: { target: string; called: number; returned: number }[] = [];
 const retries: { target: string; called: number; returned: number }[] = [];
 const revivals: { eventId: string; subscriber: string; called: number; returned: number }[] = [];
@@ -188,6 +196,9 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
         if (batch) batchRuns.set(batch, (batchRuns.get(batch) ?? 0) + 1);
       } else if (message.kind === "stall") {
         stalls.push({ node: id, pid: life.pid, began: message.began, ended: message.ended });
+      } else if (message.kind === "log") {
+        const { level, message: text, detail, at } = message;
+        logs.push({ node: id, pid: life.pid, at, level, message: text, detail });
       } else {
         const run = runs.get(message.stop.runId);
         if (run) run.stop = message.stop;
@@ -892,9 +903,10 @@ async function saveRecords(db: Pool): Promise<void> {
   const all = [...runs.values()];
   const column = <T>(rows: T[], pick: (row: T) => unknown) => rows.map(pick);
   await db.query(
-    `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started, stopped, outcome, error_head)
+    `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started, stopped, outcome, error_head,
+                           aborted_by)
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::text[],
-                          $8::float8[], $9::float8[], $10::text[], $11::text[])`,
+                          $8::float8[], $9::float8[], $10::text[], $11::text[], $12::text[])`,
     [
       column(all, (r) => r.runId),
       column(all, (r) => r.operationId),
@@ -907,6 +919,18 @@ async function saveRecords(db: Pool): Promise<void> {
       column(all, (r) => r.stop?.at ?? null),
       column(all, (r) => r.stop?.outcome ?? null),
       column(all, (r) => r.stop?.errorHead ?? null),
+      column(all, (r) => r.stop?.abortedBy ?? null),
+    ],
+  );
+  await db.query(
+    `INSERT INTO soak_logs SELECT * FROM unnest($1::text[], $2::int[], $3::float8[], $4::text[], $5::text[], $6::text[])`,
+    [
+      column(logs, (l) => l.node),
+      column(logs, (l) => l.pid),
+      column(logs, (l) => l.at),
+      column(logs, (l) => l.level),
+      column(logs, (l) => l.message),
+      column(logs, (l) => l.detail),
     ],
   );
   await db.query(

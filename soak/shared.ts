@@ -186,20 +186,23 @@ export interface RunStart {
 /**
  * How a run stopped: its function returned or threw — "aborted" when its signal had fired by
  * then (the handlers honour it at once), "snoozed" when it handed its claim back without using
- * the attempt — and the start of what it threw (printable text only).
+ * the attempt — the start of what it threw (printable text only), and why its signal fired.
  */
 export interface RunStop {
   runId: string;
   at: number;
   outcome: "returned" | "threw" | "aborted" | "snoozed";
   errorHead: string | null;
+  /** The name of its signal's reason when aborted (LeaseLost, OperationCancelled, …). */
+  abortedBy: string | null;
 }
 
 export type NodeMessage =
   | { kind: "ready"; node: string }
   | { kind: "start"; run: RunStart }
   | { kind: "stop"; stop: RunStop }
-  | { kind: "stall"; began: number; ended: number };
+  | { kind: "stall"; began: number; ended: number }
+  | { kind: "log"; level: "warn" | "error"; message: string; detail: string | null; at: number };
 
 /**
  * A process whose event loop stood still this long may have let a lease lapse (a node's heartbeats
@@ -220,20 +223,23 @@ export function watchStalls(report: (began: number, ended: number) => void): voi
 
 /**
  * The soak's own tables. Times in float8 columns are the soak's `clock` (ms since the epoch):
- * handler runs as their nodes report them, node processes' lives and stalls, partitions, and what the clients
+ * handler runs as their nodes report them, node processes' lives, stalls and logs, partitions, and what the clients
  * did that the checks compare with (cancels and retries that returned, dead deliveries revived,
  * removals of soak-occasional). The orchestrator writes them once the chaos is over.
  */
 export const SOAK_TABLES = `
   CREATE TABLE soak_runs (run_id uuid PRIMARY KEY, operation_id uuid NOT NULL, batch_id uuid, node text NOT NULL,
                           pid int NOT NULL, attempt int NOT NULL, mode text NOT NULL,
-                          started float8 NOT NULL, stopped float8, outcome text, error_head text,
+                          started float8 NOT NULL, stopped float8, outcome text, error_head text, aborted_by text,
                           started_at timestamptz GENERATED ALWAYS AS (to_timestamp(started / 1000)) STORED);
   CREATE TABLE soak_lives (node text NOT NULL, pid int NOT NULL, started float8 NOT NULL, exited float8 NOT NULL,
                            how text NOT NULL);
   CREATE TABLE soak_partitions (node text NOT NULL, kind text NOT NULL, cut float8 NOT NULL, restored float8 NOT NULL);
   -- A node process's event loop standing still (pid null: the orchestrator's, which proxies the node).
   CREATE TABLE soak_stalls (node text NOT NULL, pid int, began float8 NOT NULL, ended float8 NOT NULL);
+  -- The module's warnings and errors in the node processes.
+  CREATE TABLE soak_logs (node text NOT NULL, pid int NOT NULL, at float8 NOT NULL, level text NOT NULL,
+                          message text NOT NULL, detail text);
   CREATE TABLE soak_cancels (target uuid NOT NULL, called float8 NOT NULL, returned float8 NOT NULL);
   CREATE TABLE soak_retries (target uuid NOT NULL, called float8 NOT NULL, returned float8 NOT NULL);
   CREATE TABLE soak_revivals (event_id bigint NOT NULL, subscriber text NOT NULL, called float8 NOT NULL,

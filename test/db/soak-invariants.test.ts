@@ -30,7 +30,7 @@ const NOW_MS = `extract(epoch FROM clock_timestamp()) * 1000`;
 async function settledHistory(): Promise<Known> {
   await db.pool.query(
     `TRUNCATE operation_deliveries, operation_delivery_holds, operation_subscribers, operation_outbox, operations,
-       operation_batches, soak_runs, soak_lives, soak_partitions, soak_stalls, soak_cancels, soak_retries, soak_revivals,
+       operation_batches, soak_runs, soak_lives, soak_partitions, soak_stalls, soak_logs, soak_cancels, soak_retries, soak_revivals,
        soak_removals, soak_deliveries, soak_pruned_events, soak_pruned_batches, soak_pruned_operations,
        soak_pruned_dead RESTART IDENTITY`,
   );
@@ -279,7 +279,7 @@ describe("the soak's invariant checks", () => {
     );
   });
 
-  it("excuse a run again, or a lost lease, when the run's node was partitioned or stalled soon after it stopped", async () => {
+  it("excuse a run again, or a lost lease, for a reason recorded near the run: a partition, a stall, the node's account", async () => {
     const known = await settledHistory();
     await db.pool.query(
       `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started, stopped, outcome)
@@ -301,6 +301,27 @@ describe("the soak's invariant checks", () => {
     );
     expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/); // another pid's
     await db.pool.query(`UPDATE soak_stalls SET pid = NULL`); // the orchestrator's, which proxies the node
+    expect(await violations(known)).toEqual([]);
+    // The node's own account: a completer giving up is what the checks look for, not a reason ...
+    await db.pool.query(
+      `DELETE FROM soak_stalls;
+       INSERT INTO soak_logs SELECT 'w', 1, max(stopped) + 500, 'error',
+         'could not record outcomes before the lease ran out; the reaper takes the rows back',
+         'unsupported Unicode escape sequence' FROM soak_runs`,
+    );
+    expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/);
+    // ... a heartbeat failing is one, and so is a run of the process aborted for a lost lease.
+    await db.pool.query(
+      `INSERT INTO soak_logs SELECT 'w', 1, max(stopped) + 500, 'warn', 'heartbeat failed; leases run on',
+         'Connection terminated unexpectedly' FROM soak_runs`,
+    );
+    expect(await violations(known)).toEqual([]);
+    await db.pool.query(
+      `DELETE FROM soak_logs;
+       INSERT INTO soak_runs (run_id, operation_id, node, pid, attempt, mode, started, stopped, outcome, aborted_by)
+       SELECT gen_random_uuid(), gen_random_uuid(), 'w', 1, 1, 'slow', max(stopped), max(stopped) + 700, 'aborted',
+         'LeaseLost' FROM soak_runs`,
+    );
     expect(await violations(known)).toEqual([]);
   });
 
@@ -349,6 +370,7 @@ describe("the soak's invariant checks", () => {
     expect(await measureRuns(db.pool)).toEqual({
       startsAfterCancel: { count: 0, maxMs: 0 },
       stalls: { count: 0, maxMs: 0 },
+      nodeLogs: {},
     });
     const late = `INSERT INTO soak_runs (run_id, operation_id, batch_id, node, pid, attempt, mode, started)
        SELECT gen_random_uuid(), o.id, o.batch_id, 'w', 1, 1, 'ok', c.returned + 250
@@ -357,6 +379,7 @@ describe("the soak's invariant checks", () => {
     expect(await measureRuns(db.pool)).toEqual({
       startsAfterCancel: { count: 1, maxMs: 250 },
       stalls: { count: 0, maxMs: 0 },
+      nodeLogs: {},
     });
     await db.pool.query(
       `INSERT INTO soak_retries SELECT target, returned + 100, returned + 120 FROM soak_cancels`,
@@ -364,6 +387,7 @@ describe("the soak's invariant checks", () => {
     expect(await measureRuns(db.pool)).toEqual({
       startsAfterCancel: { count: 0, maxMs: 0 },
       stalls: { count: 0, maxMs: 0 },
+      nodeLogs: {},
     });
   });
 });
