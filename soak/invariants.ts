@@ -20,15 +20,19 @@ export interface Known {
 }
 
 /**
- * Messages of the module's in which a node says that an outcome was lost rather than why (the
- * completer giving up on outcomes, a refused value, the reaper taking rows back): what the checks
- * below look for, so they excuse nothing.
+ * Messages in which the module says a node's hold on its claims was in trouble — a heartbeat, a
+ * claim, LISTEN or the worker registry failing against the database, an outcome rejected because
+ * its claim had been taken back meanwhile — each a reason for an outcome to be lost. Not the
+ * completer giving up on outcomes, a refused value or the reaper taking rows back: those say that
+ * outcomes were lost, not why, and are what the checks below look for.
  */
-const OUTCOME_LOST = [
-  "could not record%",
-  "the database refused to store%",
-  "took back operations%",
-  "reconciled%",
+const LEASE_TROUBLE = [
+  "heartbeat%",
+  "outcome rejected%",
+  "notification connection lost%",
+  "claim%failed%",
+  "worker registry%",
+  "reaper pass failed%",
 ];
 
 /**
@@ -37,7 +41,7 @@ const OUTCOME_LOST = [
  * lease and 2 s after it stopped: its process died, its node was partitioned, its process (or the
  * orchestrator proxying it) stood still, the module logged trouble in its process (a heartbeat, a
  * claim or LISTEN failing, an outcome rejected as late), or a run of its process was aborted for a
- * lost lease. $1: the lease; $2: OUTCOME_LOST.
+ * lost lease. $1: the lease; $2: LEASE_TROUBLE.
  */
 const disturbed = (r: string) => {
   const from = `${r}.started - $1::float8`;
@@ -48,7 +52,7 @@ const disturbed = (r: string) => {
   OR EXISTS (SELECT 1 FROM soak_stalls s WHERE s.node = ${r}.node AND (s.pid IS NULL OR s.pid = ${r}.pid)
              AND s.began <= ${to} AND s.ended >= ${from})
   OR EXISTS (SELECT 1 FROM soak_logs g WHERE g.node = ${r}.node AND g.pid = ${r}.pid AND g.at BETWEEN ${from} AND ${to}
-             AND NOT g.message LIKE ANY ($2::text[]))
+             AND g.message LIKE ANY ($2::text[]))
   OR EXISTS (SELECT 1 FROM soak_runs x WHERE x.node = ${r}.node AND x.pid = ${r}.pid AND x.aborted_by = 'LeaseLost'
              AND x.stopped BETWEEN ${from} AND ${to}))`;
 };
@@ -253,7 +257,7 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      WHERE a.outcome = 'returned' AND NOT ${disturbed("a")}
        AND NOT EXISTS (SELECT 1 FROM soak_retries q WHERE q.target IN (a.operation_id, a.batch_id)
                        AND q.returned > a.stopped AND q.called < b.started)`,
-    [known.leaseMs, OUTCOME_LOST],
+    [known.leaseMs, LEASE_TROUBLE],
   );
   // An operation that failed on an attempt whose handler returned or threw, on such a node, failed
   // with that run's outcome: the error it threw (its printable start), or the module's refusal of
@@ -267,7 +271,7 @@ export async function checkInvariants(db: Pool, known: Known): Promise<string[]>
      WHERE o.status = 'failed' AND r.outcome IN ('returned', 'threw') AND NOT ${disturbed("r")}
        AND (o.error_name IS NOT DISTINCT FROM 'LeaseExpired'
             OR (r.outcome = 'threw' AND left(o.error_head, length(r.error_head)) IS DISTINCT FROM r.error_head))`,
-    [known.leaseMs, OUTCOME_LOST],
+    [known.leaseMs, LEASE_TROUBLE],
   );
   // The operator races: nothing is owed to a subscriber that is not registered (no relay would
   // deliver it, and retention would keep its event and batch for ever) ...

@@ -302,12 +302,15 @@ describe("the soak's invariant checks", () => {
     expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/); // another pid's
     await db.pool.query(`UPDATE soak_stalls SET pid = NULL`); // the orchestrator's, which proxies the node
     expect(await violations(known)).toEqual([]);
-    // The node's own account: a completer giving up is what the checks look for, not a reason ...
+    // The node's own account: a completer giving up is what the checks look for, not a reason, nor
+    // is a subscriber's failure ...
     await db.pool.query(
       `DELETE FROM soak_stalls;
        INSERT INTO soak_logs SELECT 'w', 1, max(stopped) + 500, 'error',
          'could not record outcomes before the lease ran out; the reaper takes the rows back',
-         'unsupported Unicode escape sequence' FROM soak_runs`,
+         'unsupported Unicode escape sequence' FROM soak_runs;
+       INSERT INTO soak_logs SELECT 'w', 1, max(stopped) + 500, 'warn', 'delivery failed; will retry',
+         'subscriber hiccup' FROM soak_runs`,
     );
     expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/);
     // ... a heartbeat failing is one, and so is a run of the process aborted for a lost lease.
