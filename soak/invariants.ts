@@ -39,7 +39,7 @@ const LEASE_TROUBLE = [
  * Whether run `r` may have lost its outcome for a recorded reason, of the soak's making or the
  * machine's, from a lease before it started (the claim or heartbeat its lease came from) until a
  * lease and 2 s after it stopped: its process died, its node was partitioned, its process (or the
- * orchestrator proxying it) stood still, the module logged trouble in its process (a heartbeat, a
+ * network process proxying it) stood still, the module logged trouble in its process (a heartbeat, a
  * claim or LISTEN failing, an outcome rejected as late), or a run of its process was aborted for a
  * lost lease. $1: the lease; $2: LEASE_TROUBLE.
  */

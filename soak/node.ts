@@ -3,7 +3,7 @@
 // the orchestrator over IPC as it starts and stops; every event delivery is recorded in the soak
 // database through a connection of its own. Both stand for the outside world, which a partition
 // between this node and PostgreSQL does not cut: the module's own connections (SOAK_DATABASE_URL,
-// through the orchestrator's proxy for a partitioned node) are the ones cut.
+// through this node's proxy in the network process) are the ones cut.
 import { randomUUID } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Pool } from "pg";
@@ -12,7 +12,6 @@ import {
   NonRetryableError,
   preparedStatementNames,
   Snooze,
-  snooze,
   type HandlerContext,
   type Logger,
   type Payload,
@@ -37,8 +36,6 @@ const url = process.env.SOAK_DATABASE_URL!;
 const recordUrl = process.env.SOAK_RECORD_URL ?? url;
 const nodeId = process.env.SOAK_NODE_ID!;
 const retentionSeconds = Number(process.env.SOAK_RETENTION_SECONDS ?? 0);
-/** Whether this is the node the orchestrator partitions from the database. */
-const partitioned = process.env.SOAK_PARTITIONED === "1";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -69,14 +66,8 @@ async function behave(payload: SoakPayload, context: HandlerContext): Promise<un
       throw new Error("broken: always fails");
     case "fatal":
       throw new NonRetryableError("fatal: not worth retrying");
-    case "long":
-      // A long run's first attempt is the partitioned node's (the others hand it back for later
-      // without using the attempt), so that it runs some when it is cut; a run again after a cut
-      // goes to any node.
-      if (context.attempt === 1 && !partitioned) throw snooze(200);
-      await sleep(payload.ms, context.signal);
-      return { n: payload.n, slept: payload.ms };
     case "slow":
+    case "long":
       await sleep(payload.ms, context.signal);
       return { n: payload.n, slept: payload.ms };
     case "stuck":

@@ -7,8 +7,9 @@
 // recent batches and operations, and the outbox's operator actions (removing, registering and
 // replaying to a subscriber, redelivering dead deliveries) — while SIGKILLing random nodes (and
 // restarting them), terminating random backends (the clients' own included) and partitioning the
-// last node from the database (a TCP proxy, soak/proxy.ts, cut for longer than its lease while its
-// handlers run). Handlers succeed, fail retryably or not, time out or run long, throw errors and
+// node running long handlers from the database (every node reaches PostgreSQL through a TCP proxy
+// of its own, soak/proxy.ts, in a network process, soak/network.ts; the soak cuts one for longer
+// than the lease). Handlers succeed, fail retryably or not, time out or run long, throw errors and
 // return results PostgreSQL cannot store as they are; a fast subscriber hiccups, a slow one takes
 // seconds per delivery, a flaky one lets deliveries die. Every error a client sees must be typed
 // (conflict, not found, or the database being unavailable); any other is a violation. Every
@@ -31,7 +32,7 @@ import {
 } from "../src";
 import { PrismaClient } from "../src/generated/prisma/client";
 import { checkInvariants, measureRuns } from "./invariants";
-import { TcpProxy, type CutKind } from "./proxy";
+import type { CutKind } from "./proxy";
 import {
   clock,
   FLAKY,
@@ -45,8 +46,9 @@ import {
   SOAK_TABLES,
   soakSubscribers,
   soakTypes,
-  watchStalls,
   type Mode,
+  type NetworkReply,
+  type NetworkRequest,
   type NodeMessage,
   type RunStart,
   type RunStop,
@@ -72,8 +74,6 @@ if (!(seconds > 0) || !(nodeCount > 0) || !(clientCount > 0)) {
 }
 /** After the chaos, how long the work left may stay the same size before the soak gives up settling. */
 const SETTLE_STALL_MS = 60_000;
-/** The node whose connections to PostgreSQL go through the proxy that partitions it. */
-const partitioned = `n${nodeCount}`;
 /** The chaos ends with soak-occasional removed this long before its end, while the clients still write. */
 const FINAL_REMOVAL_MS = 2_000;
 const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -118,7 +118,7 @@ const counts = {
   } as Record<string, number>,
   outcomes: { ok: 0, conflict: 0, notFound: 0, unavailable: 0, untyped: 0 } as Record<string, number>,
   faults: { sigkill: 0, restart: 0, terminateBackend: 0, partition: 0 } as Record<string, number>,
-  /** Partitions by kind, and the long runs of the partitioned node each cut in the middle. */
+  /** Partitions by kind, and the long runs of the partitioned nodes each cut in the middle. */
   partitions: { blackhole: 0, reset: 0, longRunsCut: 0 } as Record<string, number>,
   /**
    * The operator races' numbers: dead deliveries revived (one by one, tracked; or all at once),
@@ -169,7 +169,6 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
       SOAK_RECORD_URL: urls.record,
       SOAK_NODE_ID: id,
       SOAK_RETENTION_SECONDS: String(retentionSeconds),
-      SOAK_PARTITIONED: id === partitioned ? "1" : "0",
     },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -209,6 +208,52 @@ function startNode(id: string, urls: { module: string; record: string }): Promis
       reject(new Error(`node ${id} exited (${code ?? signal}) before it was ready`)),
     );
   });
+}
+
+/**
+ * Starts the network process (soak/network.ts) with a proxy to `server` for each node: each node's
+ * database URL through its proxy, cut and restore (each resolving with when it took effect, in
+ * the soak's clock). Its stalls hold up every node's traffic: they count as each node's.
+ */
+async function startNetwork(server: URL, ids: string[]) {
+  const child = fork(join(__dirname, "network.ts"), [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, SOAK_PG_HOST: server.hostname, SOAK_PG_PORT: server.port || "5432" },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting: ((reply: NetworkReply) => boolean)[] = [];
+  child.on("message", (reply: NetworkReply) => {
+    if (reply.kind === "stall") {
+      for (const node of ids) stalls.push({ node, pid: null, began: reply.began, ended: reply.ended });
+      return;
+    }
+    const index = waiting.findIndex((answers) => answers(reply));
+    if (index >= 0) waiting.splice(index, 1);
+  });
+  const ask = <K extends NetworkReply["kind"]>(request: NetworkRequest, kind: K, node?: string) =>
+    new Promise<Extract<NetworkReply, { kind: K }>>((resolve) => {
+      waiting.push((reply) => {
+        if (reply.kind !== kind || ("node" in reply && reply.node !== node)) return false;
+        resolve(reply as Extract<NetworkReply, { kind: K }>);
+        return true;
+      });
+      child.send(request);
+    });
+  const { ports } = await ask({ kind: "proxy", nodes: ids }, "ports");
+  const urls = Object.fromEntries(
+    ids.map((id) => {
+      const proxied = new URL(server);
+      proxied.hostname = "127.0.0.1";
+      proxied.port = String(ports[id]);
+      return [id, proxied.toString()];
+    }),
+  );
+  return {
+    urls,
+    cut: async (node: string, how: CutKind) => (await ask({ kind: "cut", node, how }, "cut", node)).at,
+    restore: async (node: string) => (await ask({ kind: "restore", node }, "restored", node)).at,
+    stop: () => child.kill(),
+  };
 }
 
 // --- the chaos ------------------------------------------------------------------------------------
@@ -271,19 +316,12 @@ async function main(): Promise<void> {
     `database ${database}; ${nodeCount} worker nodes, ${clientCount} racing clients; ${seconds} s of chaos; seed ${args.seed}`,
   );
 
-  // The partitioned node reaches PostgreSQL through the proxy; what it records (the outside world) does not.
-  const server = new URL(url);
-  const proxy = new TcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
-  const proxied = new URL(url);
-  proxied.hostname = "127.0.0.1";
-  proxied.port = String(await proxy.listen());
-  // This process's stalls hold up the partitioned node's traffic through the proxy.
-  watchStalls((began, ended) => stalls.push({ node: partitioned, pid: null, began, ended }));
-  const launch = (id: string) =>
-    startNode(id, { module: id === partitioned ? proxied.toString() : url, record: url });
-  const nodes: (Node | undefined)[] = await Promise.all(
-    Array.from({ length: nodeCount }, (_, i) => launch(`n${i + 1}`)),
-  );
+  // Each node reaches PostgreSQL through a proxy of its own in the network process; what it records
+  // (the outside world) does not go through it.
+  const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
+  const network = await startNetwork(new URL(url), ids);
+  const launch = (id: string) => startNode(id, { module: network.urls[id]!, record: url });
+  const nodes: (Node | undefined)[] = await Promise.all(ids.map((id) => launch(id)));
   // The racing clients as the README's quick start makes them: the module's statements on the pool.
   const pool = new Pool({ connectionString: url, max: 10, application_name: "soak-submitter" });
   pool.on("error", () => undefined);
@@ -440,7 +478,7 @@ async function main(): Promise<void> {
         );
       },
     ],
-    // Runs of seconds, so that the partitioned node is running some when it is cut.
+    // Runs of seconds, so that a node is running some when it is cut.
     ["submitLong", 3, () => submitLong()],
     // The outbox's operator actions, racing the writes and the nodes' pruning.
     ["removeSubscriber", 3, () => removeOccasional()],
@@ -655,28 +693,31 @@ async function main(): Promise<void> {
   })();
 
   /**
-   * Cuts the partitioned node off PostgreSQL for longer than its lease (its rows are reaped and
-   * claimed elsewhere meanwhile), while it runs long handlers (whose first attempts only it runs:
-   * two more are submitted when it runs none, and it gets 5 s to take one up), then heals.
+   * Cuts a node off PostgreSQL for longer than its lease (its rows are reaped and claimed elsewhere
+   * meanwhile), then heals: the node running the most long handlers (two more are submitted when
+   * none runs any, and the nodes get 5 s to take one up), else a random one.
    */
   async function partition(): Promise<void> {
-    const node = nodes.find((candidate) => candidate?.id === partitioned);
-    if (!node) return;
-    const longRuns = () =>
-      [...openRuns.values()].filter((run) => run.node === partitioned && run.mode === "long").length;
-    if (longRuns() === 0) await Promise.all([1, 2].map(() => submitLong().catch(() => undefined)));
+    const longRuns = (id: string) =>
+      [...openRuns.values()].filter((run) => run.node === id && run.mode === "long").length;
+    const busiest = () =>
+      nodes
+        .filter((node) => node !== undefined)
+        .sort((a, b) => longRuns(b.id) - longRuns(a.id))
+        .find((node) => longRuns(node.id) > 0);
+    if (!busiest()) await Promise.all([1, 2].map(() => submitLong().catch(() => undefined)));
     const until = Date.now() + 5_000;
-    while (longRuns() === 0 && Date.now() < until) await sleep(100);
+    while (!busiest() && Date.now() < until) await sleep(100);
+    const node = busiest() ?? nodes[Math.floor(random() * nodes.length)];
+    if (!node) return;
     const kind: CutKind = random() < 0.5 ? "blackhole" : "reset";
-    counts.partitions.longRunsCut! += longRuns();
-    const cut = clock();
-    proxy.partition(kind);
+    counts.partitions.longRunsCut! += longRuns(node.id);
+    const cut = await network.cut(node.id, kind);
     try {
       await sleep(LEASE_MS + 1_000 + random() * 2_000);
     } finally {
-      proxy.restore();
+      partitions.push({ node: node.id, kind, cut, restored: await network.restore(node.id) });
     }
-    partitions.push({ node: partitioned, kind, cut, restored: clock() });
     counts.faults.partition!++;
     counts.partitions[kind]!++;
   }
@@ -834,7 +875,7 @@ async function main(): Promise<void> {
     relays.flaky.stop(),
     relays.occasional?.stop(),
   ]);
-  await proxy.close();
+  network.stop();
   await saveRecords(check);
 
   const violations = [

@@ -2,6 +2,7 @@
 // behaviours the chaos mixes.
 import { z } from "zod";
 import { defineOperationType } from "../src";
+import type { CutKind } from "./proxy";
 
 /**
  * How a handler behaves, chosen per operation by the submitter:
@@ -12,7 +13,6 @@ import { defineOperationType } from "../src";
  * - slow: runs 20–200 ms, honouring its signal
  * - stuck: outruns its type's timeout on the first attempt, then succeeds
  * - long: runs `ms` (seconds, for soak.long), honouring its signal: the runs a partition cuts
- *   (a first attempt runs on the partitioned node only; the others snooze it)
  * - nulError, surrogateError, hugeError: throw errors whose text PostgreSQL cannot store as it is —
  *   a message with a NUL (JSON.parse's own SyntaxError), a lone surrogate (in the name too; this
  *   one is a NonRetryableError), a 1 MB message — on every attempt
@@ -197,6 +197,19 @@ export interface RunStop {
   abortedBy: string | null;
 }
 
+/** What the orchestrator asks of the network process (soak/network.ts). */
+export type NetworkRequest =
+  | { kind: "proxy"; nodes: string[] }
+  | { kind: "cut"; node: string; how: CutKind }
+  | { kind: "restore"; node: string };
+
+/** What the network process answers (a cut or restore with when it took effect), and its stalls. */
+export type NetworkReply =
+  | { kind: "ports"; ports: Record<string, number> }
+  | { kind: "cut"; node: string; at: number }
+  | { kind: "restored"; node: string; at: number }
+  | { kind: "stall"; began: number; ended: number };
+
 export type NodeMessage =
   | { kind: "ready"; node: string }
   | { kind: "start"; run: RunStart }
@@ -235,7 +248,7 @@ export const SOAK_TABLES = `
   CREATE TABLE soak_lives (node text NOT NULL, pid int NOT NULL, started float8 NOT NULL, exited float8 NOT NULL,
                            how text NOT NULL);
   CREATE TABLE soak_partitions (node text NOT NULL, kind text NOT NULL, cut float8 NOT NULL, restored float8 NOT NULL);
-  -- A node process's event loop standing still (pid null: the orchestrator's, which proxies the node).
+  -- A node process's event loop standing still (pid null: the network process's, which proxies the node).
   CREATE TABLE soak_stalls (node text NOT NULL, pid int, began float8 NOT NULL, ended float8 NOT NULL);
   -- The module's warnings and errors in the node processes.
   CREATE TABLE soak_logs (node text NOT NULL, pid int NOT NULL, at float8 NOT NULL, level text NOT NULL,

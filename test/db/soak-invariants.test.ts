@@ -300,7 +300,7 @@ describe("the soak's invariant checks", () => {
        INSERT INTO soak_stalls SELECT 'w', 2, max(stopped) + 1000, max(stopped) + 2500 FROM soak_runs`,
     );
     expect((await violations(known)).join("\n")).toMatch(/run again after its handler returned/); // another pid's
-    await db.pool.query(`UPDATE soak_stalls SET pid = NULL`); // the orchestrator's, which proxies the node
+    await db.pool.query(`UPDATE soak_stalls SET pid = NULL`); // the network process's, which proxies the node
     expect(await violations(known)).toEqual([]);
     // The node's own account: a completer giving up is what the checks look for, not a reason, nor
     // is a subscriber's failure ...
