@@ -320,7 +320,17 @@ async function main(): Promise<void> {
   // (the outside world) does not go through it.
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
   const network = await startNetwork(new URL(url), ids);
-  const launch = (id: string) => startNode(id, { module: network.urls[id]!, record: url });
+  // A node restarted while its partition lasts cannot start (a reset cut refuses its connections):
+  // it is started again until it is ready.
+  const launch = async (id: string): Promise<Node> => {
+    for (;;) {
+      try {
+        return await startNode(id, { module: network.urls[id]!, record: url });
+      } catch {
+        await sleep(500);
+      }
+    }
+  };
   const nodes: (Node | undefined)[] = await Promise.all(ids.map((id) => launch(id)));
   // The racing clients as the README's quick start makes them: the module's statements on the pool.
   const pool = new Pool({ connectionString: url, max: 10, application_name: "soak-submitter" });
@@ -663,8 +673,7 @@ async function main(): Promise<void> {
   const faults = (async () => {
     while (Date.now() < deadline - 3_000) {
       await sleep(1_500 + random() * 2_500);
-      const roll = random();
-      if (roll < 0.35) {
+      if (random() < 0.5) {
         const index = Math.floor(random() * nodes.length);
         const victim = nodes[index];
         if (!victim) continue;
@@ -675,7 +684,7 @@ async function main(): Promise<void> {
         await sleep(300 + random() * 1_200);
         nodes[index] = await launch(victim.id);
         counts.faults.restart!++;
-      } else if (roll < 0.7) {
+      } else {
         const { rows } = await check.query(
           `SELECT pid FROM pg_stat_activity
            WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'soak-%'
@@ -686,9 +695,15 @@ async function main(): Promise<void> {
           await check.query(`SELECT pg_terminate_backend($1)`, [rows[0].pid]);
           counts.faults.terminateBackend!++;
         }
-      } else {
-        await partition();
       }
+    }
+  })();
+  // Partitions go on beside the other faults, one every 10 to 20 s.
+  const partitioner = (async () => {
+    for (;;) {
+      await sleep(10_000 + random() * 10_000);
+      if (Date.now() >= deadline - 3_000) return;
+      await partition();
     }
   })();
 
@@ -827,7 +842,7 @@ async function main(): Promise<void> {
       .catch(() => undefined);
   }, 5_000);
 
-  await Promise.all([submitter, faults, finalRemoval]);
+  await Promise.all([submitter, faults, partitioner, finalRemoval]);
   chaos = false; // the operator subscribers stop failing
   log("chaos over; letting the system settle");
 
