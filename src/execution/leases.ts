@@ -81,9 +81,17 @@ export class LeaseFence {
     private readonly expired: (lockToken: string) => void,
   ) {}
 
-  /** New claims, granted by a statement sent at `sentAt` (performance.now()). */
+  /**
+   * New claims, granted by a statement sent at `sentAt` (performance.now()). When its answer came
+   * back past their deadline (a claim held up in the network), they expire here and now, before
+   * any of them can start.
+   */
   granted(lockTokens: readonly string[], sentAt: number): void {
     const deadline = localLeaseDeadline(sentAt, this.leaseMs);
+    if (deadline <= performance.now()) {
+      for (const token of lockTokens) this.expired(token);
+      return;
+    }
     for (const token of lockTokens) this.deadlines.set(token, deadline);
     this.schedule();
   }

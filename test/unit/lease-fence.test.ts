@@ -47,6 +47,15 @@ describe("LeaseFence", () => {
     expect(expired).toEqual(["a"]);
   });
 
+  it("expires claims at once when the claim's answer came back past their deadline", () => {
+    const expired: string[] = [];
+    const fence = new LeaseFence(1_000, (token) => expired.push(token));
+    const sent = performance.now();
+    jest.advanceTimersByTime(950); // the claim was held up in the network
+    fence.granted(["a", "b"], sent);
+    expect(expired).toEqual(["a", "b"]); // synchronously: before the worker hands them to a slot
+  });
+
   it("does not move a deadline back for an extension sent before the last one", () => {
     const expired: string[] = [];
     const fence = new LeaseFence(1_000, (token) => expired.push(token));
