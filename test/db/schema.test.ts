@@ -167,7 +167,8 @@ describe("the module's tables in another PostgreSQL schema", () => {
     // (logged only), so no crashed worker's operations would ever be taken back.
     const older = await createTestDatabase();
     try {
-      await older.pool.query(`DROP FUNCTION operations_reap(integer)`);
+      // The newest migration's function (20261208020000): its group commits would fail on a failure.
+      await older.pool.query(`DROP FUNCTION operations_fail_fast_siblings(uuid[])`);
       const ops = createOperations({ ...older.connection, types, logger: silentLogger });
       const start = ops.createWorker({ handlers: { "schema.task": () => null } }).start();
       await expect(start).rejects.toBeInstanceOf(SchemaMissingError);

@@ -85,7 +85,7 @@ export function listBatches(t: Tables, filter: ListFilter): Sql {
  */
 export function probe(t: Tables): Sql {
   return sql`SELECT (SELECT 1 FROM ${t.operations} LIMIT 0) IS NULL AS "tables",
-    ${`${t.reap.text}(integer)`}::text::regprocedure IS NOT NULL AS "newest"`;
+    ${`${t.failFastSiblings.text}(uuid[])`}::text::regprocedure IS NOT NULL AS "newest"`;
 }
 
 /** Which database, and which operations table in it (null when there is none), a connection reaches. */
