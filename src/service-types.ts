@@ -78,7 +78,7 @@ export interface OperationsOptions<
   outbox?: Partial<OutboxPolicy>;
   /** Backoff between attempts of a failing operation. Default 1 s doubling to 1 h, half jitter. */
   retryBackoff?: BackoffPolicy;
-  /** Limits of the interactive transactions `transaction()` opens. Default 30 s / 5 s. */
+  /** Limits of the interactive transactions `transaction()` and the retries open. Default 30 s / 5 s. */
   transaction?: { timeoutMs?: number; maxWaitMs?: number };
   /** Default: warnings and errors to the console. */
   logger?: Logger;

@@ -477,7 +477,13 @@ export class OperationsService<
   private get control(): control.ControlContext {
     return {
       store: this.store,
-      transaction: (fn) => interactive(this.prisma, (tx) => fn(this.store.on(tx))),
+      // With the limits `transaction()` has: Prisma's own (a 2 s wait for a connection) refused
+      // retries racing each other on a busy pool as if the database were away.
+      transaction: (fn) =>
+        interactive(this.prisma, (tx) => fn(this.store.on(tx)), {
+          timeout: this.options.transaction?.timeoutMs ?? 30_000,
+          maxWait: this.options.transaction?.maxWaitMs ?? 5_000,
+        }),
       inline: () => this.dispatcher.inline,
       afterCommit: (events) => this.afterCommit(events),
     };
